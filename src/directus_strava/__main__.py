@@ -1,0 +1,3 @@
+from directus_strava.cli import main
+
+main()

@@ -1,0 +1,293 @@
+"""The `directus-strava` command: thin commands over the service's parts."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import logging
+import sys
+import threading
+import urllib.parse
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from directus_strava import settings as settings_module
+from directus_strava.directus import DirectusClient
+from directus_strava.errors import DirectusStravaError, OAuthError
+from directus_strava.jobs import INTERACTIVE, SYNC
+from directus_strava.oauth import Connection
+from directus_strava.schema import setup as setup_schema
+from directus_strava.service import Service
+from directus_strava.worker import sync_payload
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _service() -> Service:
+    return Service.build(settings_module.load())
+
+
+def _reported(command: F) -> F:
+    """Turn our errors into one plain line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except DirectusStravaError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log every activity (DEBUG).")
+def cli(verbose: bool) -> None:
+    """Keep your Strava activities in your own Directus."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    # httpx logs every request URL at INFO; ours are enough.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@cli.command()
+@click.option(
+    "--admin-token",
+    envvar="DIRECTUS_ADMIN_TOKEN",
+    required=True,
+    help="A Directus admin token (or DIRECTUS_ADMIN_TOKEN).",
+)
+@click.option(
+    "--service-user",
+    is_flag=True,
+    help="Also create a least-privilege user for the service and print "
+    "its token (set it as DIRECTUS_TOKEN).",
+)
+@click.option("--directus-url", envvar="DIRECTUS_URL", required=True)
+@click.option(
+    "--collection",
+    envvar="DIRECTUS_COLLECTION",
+    default="strava_activities",
+    show_default=True,
+)
+@_reported
+def setup(
+    admin_token: str, service_user: bool, directus_url: str, collection: str
+) -> None:
+    """Create the activities collection, folders and map view in Directus."""
+    directus = DirectusClient(directus_url, admin_token)
+    report = setup_schema(directus, collection, service_user=service_user)
+    kind = "PostGIS geometry" if report.spatial else "GeoJSON (map interface)"
+    click.echo(f"collection: {report.collection} (routes as {kind})")
+    click.echo(f"fields added: {len(report.created_fields)}")
+    if report.service_token:
+        click.echo("service user token (set DIRECTUS_TOKEN to it; shown once):")
+        click.echo(report.service_token)
+
+
+@cli.command()
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    help="Local port for Strava's redirect back to this machine.",
+)
+@click.option("--timeout", default=600, show_default=True, help="Seconds to wait.")
+@_reported
+def connect(port: int, timeout: int) -> None:
+    """Connect a Strava athlete from the terminal (no web pages needed)."""
+    service = _service()
+    result: dict[str, Any] = {}
+    server = _callback_server(port, service, result)
+    redirect = f"http://127.0.0.1:{server.server_address[1]}/callback"
+    url = service.tokens.begin(redirect)
+    click.echo("Open this address in a browser on this machine and authorize:")
+    click.echo(url)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    done = result.setdefault("done", threading.Event())
+    finished = done.wait(timeout)
+    server.shutdown()
+    if not finished:
+        raise OAuthError("No answer from Strava in time: run `connect` again.")
+    if "error" in result:
+        raise result["error"]
+    connection: Connection = result["connection"]
+    click.echo(f"Connected athlete {connection.athlete_id} ({connection.name}).")
+    click.echo(connection.advice())
+
+
+def _callback_server(
+    port: int, service: Service, result: dict[str, Any]
+) -> http.server.HTTPServer:
+    done = result.setdefault("done", threading.Event())
+
+    class Callback(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            query = urllib.parse.urlparse(self.path).query
+            params = dict(urllib.parse.parse_qsl(query))
+            try:
+                result["connection"], _ = service.tokens.finish(params)
+                message = "Connected. You can close this tab."
+            except DirectusStravaError as exc:
+                result["error"] = exc
+                message = str(exc)
+            body = f"<!doctype html><title>directus-strava</title><p>{message}"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body.encode())
+            done.set()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            # The default handler logs the query string, which holds the code.
+            return
+
+    return http.server.HTTPServer(("127.0.0.1", port), Callback)
+
+
+@cli.command()
+@click.option("--athlete", type=int, help="Only this athlete.")
+@click.option("--page", default=1, show_default=True)
+@click.option("--per-page", default=30, show_default=True)
+@_reported
+def recent(athlete: int | None, page: int, per_page: int) -> None:
+    """List recent activities with their import state."""
+    service = _service()
+    for athlete_id in _athletes(service, athlete):
+        service.queue.put(
+            "list",
+            athlete_id=athlete_id,
+            priority=INTERACTIVE,
+            payload={"page": page, "per_page": per_page},
+            key=f"list:{athlete_id}:{page}:{per_page}",
+        )
+    service.worker.drain()
+    rows = service.store.db.execute(
+        "SELECT * FROM ledger WHERE start_date IS NOT NULL "
+        "ORDER BY start_date DESC LIMIT ? OFFSET ?",
+        (per_page, (page - 1) * per_page),
+    )
+    for row in rows:
+        state = _state(row)
+        km = (row["distance"] or 0) / 1000
+        click.echo(
+            f"{row['activity_id']:>12}  {row['start_date'][:10]}  "
+            f"{row['sport_type'] or '':<14} {km:7.1f} km  {state:<11} "
+            f"{row['name']}"
+        )
+
+
+def _state(row: Any) -> str:
+    if row["state"] == "failed":
+        return "failed"
+    if row["state"] == "listed":
+        return "new"
+    if row["level"] == "detail" and row["imported_hash"] != row["summary_hash"]:
+        return "out of date"
+    return "in Directus" if row["level"] == "detail" else "summary only"
+
+
+@cli.command(name="import")
+@click.argument("activity_ids", nargs=-1, type=int, required=True)
+@click.option("--athlete", type=int, help="The athlete owning them.")
+@_reported
+def import_(activity_ids: tuple[int, ...], athlete: int | None) -> None:
+    """Import (or re-import) activities by their Strava id."""
+    service = _service()
+    owner = _athletes(service, athlete)[0]
+    for activity_id in activity_ids:
+        service.queue.put(
+            "import", athlete_id=owner, object_id=activity_id, priority=INTERACTIVE
+        )
+    service.worker.drain()
+    _report_failures(service)
+
+
+@cli.command()
+@click.option("--athlete", type=int, help="Only this athlete.")
+@_reported
+def sync(athlete: int | None) -> None:
+    """Import everything new or changed since the last sync, in batches."""
+    service = _service()
+    for athlete_id in _athletes(service, athlete):
+        row = service.store.db.execute(
+            "SELECT last_sync_at FROM athletes WHERE id = ?", (athlete_id,)
+        ).fetchone()
+        payload = sync_payload(row["last_sync_at"], service.clock.now())
+        service.queue.put(
+            "sync",
+            athlete_id=athlete_id,
+            priority=SYNC,
+            payload=payload,
+            key=f"sync:{athlete_id}:1",
+        )
+    done = service.worker.drain()
+    click.echo(f"sync finished: {done} jobs run")
+    _report_failures(service)
+
+
+@cli.command()
+@_reported
+def work() -> None:
+    """Run the worker alone until interrupted (the web service runs one too)."""
+    service = _service()
+    stop = threading.Event()
+    try:
+        service.worker.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@cli.command()
+@click.option("--retry", "retry", is_flag=True, help="Retry every failed job.")
+@_reported
+def status(retry: bool) -> None:
+    """Show athletes, the queue and the rate budget."""
+    service = _service()
+    if retry:
+        click.echo(f"retrying {service.queue.retry_failed()} failed jobs")
+    for athlete in service.tokens.connected():
+        click.echo(
+            f"athlete {athlete['id']} {athlete['name']}: "
+            f"scopes={athlete['scopes']} token={athlete['token_status']}"
+        )
+    counts = service.queue.counts()
+    click.echo("queue: " + " ".join(f"{k}={v}" for k, v in counts.items()))
+    for job in service.queue.listing("failed", 20):
+        click.echo(
+            f"  failed job {job['id']} {job['kind']} {job['object_id']}: "
+            f"{job['last_error']}"
+        )
+    click.echo(f"budget: {service.budget.snapshot()}")
+
+
+def _athletes(service: Service, athlete: int | None) -> list[int]:
+    ids = [
+        row["id"] for row in service.tokens.connected() if row["token_status"] == "ok"
+    ]
+    if athlete is not None:
+        ids = [athlete] if athlete in ids else []
+    if not ids:
+        raise OAuthError("No connected athlete: run `directus-strava connect` first.")
+    return ids
+
+
+def _report_failures(service: Service) -> None:
+    failed = service.queue.listing("failed", 20)
+    for job in failed:
+        click.secho(
+            f"failed: {job['kind']} {job['object_id']}: {job['last_error']}",
+            fg="yellow",
+            err=True,
+        )
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    cli(prog_name="directus-strava")

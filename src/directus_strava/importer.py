@@ -1,0 +1,353 @@
+"""Importing activities: from Strava's data to Directus items and files.
+
+The importer takes its clients as arguments and holds no schedule of its own:
+the worker decides when it runs. Writes are idempotent: an item is merged by
+its Strava id, a GPX file is replaced in place, and an activity whose item and
+file are unchanged writes nothing at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from directus_strava import gpx, places, routes
+from directus_strava.directus import DirectusClient
+from directus_strava.mapping import Mapping_, clean_text, default_mapping
+from directus_strava.schema import GPX_FOLDER, ensure_folder
+from directus_strava.settings import OnDelete
+from directus_strava.store import Store
+from directus_strava.strava import StravaClient
+
+log = logging.getLogger(__name__)
+
+# Fields only a detailed import (or an archive) knows; summaries leave them be.
+RICH_FIELDS = frozenset(
+    {
+        "description",
+        "private_note",
+        "calories",
+        "gear_name",
+        "device_name",
+        "gpx",
+        "raw",
+        "route",
+        "original_file",
+    }
+)
+
+
+@dataclass
+class ImportConfig:
+    """Where and how items are written."""
+
+    collection: str = "strava_activities"
+    mapping: Mapping_ = default_mapping
+    on_delete: OnDelete = OnDelete.REMOVE
+    route_tolerance_m: float = 5.0
+
+
+@dataclass
+class Outcome:
+    """What one import did."""
+
+    activity_id: int
+    wrote_item: bool = False
+    wrote_gpx: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class Importer:
+    """Writes Strava activities into Directus, remembering what it wrote."""
+
+    def __init__(
+        self,
+        strava: StravaClient | None,
+        directus: DirectusClient,
+        store: Store,
+        config: ImportConfig,
+    ) -> None:
+        self.strava = strava
+        self.directus = directus
+        self.store = store
+        self.config = config
+        self._folders: dict[str, str] = {}
+
+    def import_activity(
+        self, athlete_id: int, activity_id: int, bulk: bool = False
+    ) -> Outcome:
+        """Fetch an activity's detail and streams and write it completely."""
+        assert self.strava is not None, "importing from the API needs Strava"
+        detail = self.strava.activity(athlete_id, activity_id, bulk=bulk)
+        streams = self.strava.streams(athlete_id, activity_id, bulk=bulk)
+        return self.write_detail(athlete_id, detail, gpx.unwrap_streams(streams))
+
+    def write_detail(
+        self,
+        athlete_id: int,
+        activity: Mapping[str, Any],
+        streams: Mapping[str, list[Any]],
+        source: str = "api",
+    ) -> Outcome:
+        """Write an activity with its streams: GPX, route, places, fields."""
+        activity_id = int(activity["id"])
+        outcome = Outcome(activity_id)
+        ledger = self.ledger(activity_id)
+        gpx_file = self._write_gpx(activity, streams, ledger, outcome)
+        extras = self._extras(activity, streams, "detail", source)
+        extras["gpx"] = gpx_file
+        item = _without_none(self.config.mapping(activity, extras))
+        outcome.wrote_item = self._merge(item, ledger, athlete_id, "detail")
+        if gpx_file is None:
+            outcome.notes.append("no GPS: imported without route and GPX")
+        log.debug(
+            "event=activity_imported activity=%s item=%s gpx=%s",
+            activity_id,
+            outcome.wrote_item,
+            outcome.wrote_gpx,
+        )
+        return outcome
+
+    def write_summaries(
+        self, athlete_id: int, summaries: list[Mapping[str, Any]]
+    ) -> int:
+        """Write summary items in one batch; returns how many were written."""
+        items = []
+        for summary in summaries:
+            ledger = self.ledger(int(summary["id"]))
+            deeper = ledger is not None and ledger["level"] != "summary"
+            item = self._summary_item(summary, deeper)
+            if ledger is None or ledger["item_hash"] != _hash(item):
+                items.append(item)
+        self.directus.merge(self.config.collection, items)
+        for item in items:
+            self._record(int(item["id"]), athlete_id, "summary", _hash(item))
+        self._remember_summaries(athlete_id, summaries)
+        return len(items)
+
+    def delete_activity(self, activity_id: int) -> None:
+        """Reflect a deletion on Strava, as ON_DELETE says."""
+        ledger = self.ledger(activity_id)
+        if self.config.on_delete is OnDelete.MARK:
+            body = {"id": activity_id, "deleted_on_strava": True}
+            self.directus.merge(self.config.collection, [body])
+            self._set_state(activity_id, "deleted")
+            return
+        self.directus.delete_item(self.config.collection, activity_id)
+        if ledger is not None and ledger["gpx_file"]:
+            self.directus.delete_file(ledger["gpx_file"])
+        self.store.db.execute(
+            "DELETE FROM ledger WHERE activity_id = ?", (activity_id,)
+        )
+
+    def forget_athlete(self, athlete_id: int) -> int:
+        """Apply ON_DELETE to every activity of an athlete who left."""
+        rows = self.store.db.execute(
+            "SELECT activity_id FROM ledger WHERE athlete_id = ? AND state != 'listed'",
+            (athlete_id,),
+        ).fetchall()
+        for row in rows:
+            self.delete_activity(int(row["activity_id"]))
+        if self.config.on_delete is OnDelete.REMOVE:
+            self.store.db.execute(
+                "DELETE FROM ledger WHERE athlete_id = ?", (athlete_id,)
+            )
+        return len(rows)
+
+    def mark_failed(self, activity_id: int, athlete_id: int, error: str) -> None:
+        """Record that an activity could not be imported, and why."""
+        self.store.db.execute(
+            "INSERT INTO ledger(activity_id, athlete_id, state, last_error, "
+            "updated_at) VALUES (?, ?, 'failed', ?, ?) "
+            "ON CONFLICT(activity_id) DO UPDATE SET state = 'failed', "
+            "last_error = excluded.last_error, updated_at = excluded.updated_at",
+            (activity_id, athlete_id, error[:2000], time.time()),
+        )
+
+    def folder(self, name: str) -> str:
+        """The id of one of our Directus folders (looked up once)."""
+        if name not in self._folders:
+            self._folders[name] = ensure_folder(self.directus, name)
+        return self._folders[name]
+
+    def _summary_item(self, summary: Mapping[str, Any], deeper: bool) -> dict[str, Any]:
+        extras = self._extras(summary, {}, "summary", "api")
+        item = _without_none(self.config.mapping(summary, extras))
+        if deeper:
+            # Never let a summary overwrite what a detailed import wrote.
+            for name in (*RICH_FIELDS, "detail_level", "source", "start_point"):
+                item.pop(name, None)
+        return item
+
+    def _extras(
+        self,
+        activity: Mapping[str, Any],
+        streams: Mapping[str, list[Any]],
+        level: str,
+        source: str,
+    ) -> dict[str, Any]:
+        polyline = (activity.get("map") or {}).get("polyline") or (
+            activity.get("map") or {}
+        ).get("summary_polyline")
+        extras: dict[str, Any] = {
+            "route": routes.route_from_streams(
+                streams.get("latlng"), polyline, self.config.route_tolerance_m
+            ),
+            "start_point": routes.point_geojson(activity.get("start_latlng")),
+            "detail_level": level,
+            "source": source,
+            "raw": _raw(activity),
+        }
+        extras.update(places.place_fields(activity))
+        if level == "summary":
+            extras.pop("raw")
+        return extras
+
+    def _write_gpx(
+        self,
+        activity: Mapping[str, Any],
+        streams: Mapping[str, list[Any]],
+        ledger: Any,
+        outcome: Outcome,
+    ) -> str | None:
+        document = gpx.build_gpx(activity, streams)
+        if document is None:
+            return ledger["gpx_file"] if ledger else None
+        digest = hashlib.sha256(document).hexdigest()
+        existing = ledger["gpx_file"] if ledger else None
+        if existing and ledger["gpx_hash"] == digest:
+            return str(existing)
+        name = f"strava-{int(activity['id'])}.gpx"
+        title = clean_text(activity.get("name"), 200) or name
+        file_id = self.directus.upload(
+            document,
+            name,
+            "application/gpx+xml",
+            self.folder(GPX_FOLDER),
+            title,
+            replace=existing,
+        )
+        self._record_file(int(activity["id"]), file_id, digest)
+        outcome.wrote_gpx = True
+        return file_id
+
+    def _merge(
+        self, item: dict[str, Any], ledger: Any, athlete_id: int, level: str
+    ) -> bool:
+        digest = _hash(item)
+        if ledger is not None and ledger["item_hash"] == digest:
+            return False
+        stamped = {**item, "synced_at": _now_iso()}
+        self.directus.merge(self.config.collection, [stamped])
+        self._record(int(item["id"]), athlete_id, level, digest)
+        return True
+
+    def ledger(self, activity_id: int) -> Any:
+        """What the ledger knows of an activity (None if nothing)."""
+        return self.store.db.execute(
+            "SELECT * FROM ledger WHERE activity_id = ?", (activity_id,)
+        ).fetchone()
+
+    def _record(
+        self, activity_id: int, athlete_id: int, level: str, digest: str
+    ) -> None:
+        self.store.db.execute(
+            "INSERT INTO ledger(activity_id, athlete_id, state, level, item_hash, "
+            "imported_hash, updated_at) VALUES (?, ?, 'imported', ?, ?, "
+            "(SELECT summary_hash FROM ledger WHERE activity_id = ?), ?) "
+            "ON CONFLICT(activity_id) DO UPDATE SET state = 'imported', "
+            "athlete_id = excluded.athlete_id, "
+            "level = CASE WHEN ledger.level = 'detail' THEN 'detail' "
+            "ELSE excluded.level END, item_hash = excluded.item_hash, "
+            "imported_hash = ledger.summary_hash, last_error = NULL, "
+            "updated_at = excluded.updated_at",
+            (activity_id, athlete_id, level, digest, activity_id, time.time()),
+        )
+
+    def _record_file(self, activity_id: int, file_id: str, digest: str) -> None:
+        self.store.db.execute(
+            "INSERT INTO ledger(activity_id, athlete_id, state, gpx_file, gpx_hash, "
+            "updated_at) VALUES (?, 0, 'listed', ?, ?, ?) "
+            "ON CONFLICT(activity_id) DO UPDATE SET gpx_file = excluded.gpx_file, "
+            "gpx_hash = excluded.gpx_hash",
+            (activity_id, file_id, digest, time.time()),
+        )
+
+    def _set_state(self, activity_id: int, state: str) -> None:
+        self.store.db.execute(
+            "UPDATE ledger SET state = ?, updated_at = ? WHERE activity_id = ?",
+            (state, time.time(), activity_id),
+        )
+
+    def _remember_summaries(
+        self, athlete_id: int, summaries: list[Mapping[str, Any]]
+    ) -> None:
+        """Keep what the list showed, for the pages' import state."""
+        for summary in summaries:
+            self.remember_summary(athlete_id, summary)
+
+    def remember_summary(self, athlete_id: int, summary: Mapping[str, Any]) -> None:
+        """Note an activity seen in Strava's list (without importing it)."""
+        self.store.db.execute(
+            "INSERT INTO ledger(activity_id, athlete_id, state, name, sport_type, "
+            "start_date, distance, summary_hash, updated_at) "
+            "VALUES (?, ?, 'listed', ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(activity_id) DO UPDATE SET name = excluded.name, "
+            "sport_type = excluded.sport_type, start_date = excluded.start_date, "
+            "distance = excluded.distance, summary_hash = excluded.summary_hash",
+            (
+                int(summary["id"]),
+                athlete_id,
+                clean_text(summary.get("name")),
+                summary.get("sport_type") or summary.get("type"),
+                summary.get("start_date"),
+                summary.get("distance"),
+                _summary_hash(summary),
+                time.time(),
+            ),
+        )
+
+
+def _summary_hash(summary: Mapping[str, Any]) -> str:
+    # Counters that change without an edit do not make an item out of date.
+    keys = (
+        "name",
+        "sport_type",
+        "distance",
+        "moving_time",
+        "private",
+        "gear_id",
+        "commute",
+        "visibility",
+        "start_date",
+    )
+    return _hash({key: summary.get(key) for key in keys})
+
+
+def _without_none(item: dict[str, Any]) -> dict[str, Any]:
+    # Absent values never erase what another import (API or archive) wrote.
+    return {key: value for key, value in item.items() if value is not None}
+
+
+def _raw(activity: Mapping[str, Any]) -> dict[str, Any]:
+    # The raw copy keeps every field but the track polylines, which can pass
+    # Directus's payload limit and live in `route` and the GPX instead.
+    raw = dict(activity)
+    if isinstance(raw.get("map"), dict):
+        raw["map"] = {k: v for k, v in raw["map"].items() if k != "polyline"}
+    return raw
+
+
+def _hash(item: Mapping[str, Any]) -> str:
+    encoded = json.dumps(item, sort_keys=True, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,78 @@
+"""Wiring: one object that holds every part of a running service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from directus_strava.budget import RateBudget
+from directus_strava.clock import Clock, SystemClock
+from directus_strava.directus import DirectusClient
+from directus_strava.importer import ImportConfig, Importer
+from directus_strava.jobs import Queue
+from directus_strava.mapping import load_mapping
+from directus_strava.oauth import StravaOAuth, Tokens
+from directus_strava.settings import Settings
+from directus_strava.store import Store
+from directus_strava.strava import StravaClient
+from directus_strava.vault import Vault
+from directus_strava.worker import Worker
+
+
+@dataclass
+class Service:
+    """The parts of directus-strava, built from one Settings object."""
+
+    settings: Settings
+    clock: Clock
+    store: Store
+    budget: RateBudget
+    tokens: Tokens
+    strava: StravaClient
+    directus: DirectusClient
+    importer: Importer
+    queue: Queue
+    worker: Worker
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock | None = None) -> Service:
+        """Assemble the service; opens (and migrates) the local database."""
+        clock = clock or SystemClock()
+        store = Store(settings.service_data_dir / "directus-strava.sqlite3")
+        vault = Vault(settings.service_secret_key.get_secret_value())
+        oauth = StravaOAuth(
+            settings.strava_client_id,
+            settings.strava_client_secret.get_secret_value(),
+            settings.strava_web(),
+        )
+        tokens = Tokens(store, vault, oauth, clock)
+        budget = RateBudget(clock, store)
+        strava = StravaClient(settings.strava_api(), budget, tokens.access_token)
+        directus = DirectusClient(
+            settings.directus(), settings.directus_token.get_secret_value()
+        )
+        config = ImportConfig(
+            collection=settings.directus_collection,
+            mapping=load_mapping(settings.mapping_function),
+            on_delete=settings.on_delete,
+        )
+        importer = Importer(strava, directus, store, config)
+        queue = Queue(store)
+        worker = Worker(queue, importer, tokens, budget, clock)
+        return cls(
+            settings,
+            clock,
+            store,
+            budget,
+            tokens,
+            strava,
+            directus,
+            importer,
+            queue,
+            worker,
+        )
+
+    def close(self) -> None:
+        """Release connections."""
+        self.strava.close()
+        self.directus.close()
+        self.store.close()

@@ -1,0 +1,238 @@
+"""The worker: the one place that decides when Strava is called.
+
+It takes the most urgent due job, checks the rate budget for what the job will
+spend, runs it, and records the outcome. Waiting for the budget postpones the
+job instead of sleeping on it, so interactive work still passes bulk work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from directus_strava.budget import RateBudget
+from directus_strava.clock import Clock
+from directus_strava.errors import (
+    AuthorizationError,
+    DirectusError,
+    DirectusStravaError,
+    DirectusUnavailable,
+    NotFound,
+    RateLimited,
+    StravaUnavailable,
+)
+from directus_strava.importer import Importer
+from directus_strava.jobs import MAX_ATTEMPTS, SYNC, Job, Queue
+from directus_strava.oauth import Tokens
+from directus_strava.strava import PAGE_SIZE
+
+log = logging.getLogger(__name__)
+
+# Strava requests each kind of job spends, checked against the budget first.
+COSTS = {"import": 2, "list": 1, "sync": 1, "backfill": 1}
+# Activities edited shortly before the last look are looked at again.
+SYNC_OVERLAP = 3 * 86400
+IDLE_POLL = 1.0
+
+
+class Worker:
+    """Drains the job queue under the shared rate budget."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        importer: Importer,
+        tokens: Tokens,
+        budget: RateBudget,
+        clock: Clock,
+    ) -> None:
+        self.queue = queue
+        self.importer = importer
+        self.tokens = tokens
+        self.budget = budget
+        self.clock = clock
+        self.handlers: dict[str, Callable[[Job], dict[str, Any]]] = {
+            "import": self._import,
+            "delete": self._delete,
+            "deauthorize": self._deauthorize,
+            "list": self._list,
+            "sync": self._sync,
+        }
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until `stop` is set."""
+        self.queue.recover()
+        while not stop.is_set():
+            if not self.run_once():
+                self.clock.sleep(self._idle_wait(), stop)
+
+    def drain(self, stop: threading.Event | None = None) -> int:
+        """Work until no job is left (waiting for the budget as needed)."""
+        stop = stop or threading.Event()
+        self.queue.recover()
+        done = 0
+        while not stop.is_set() and self.queue.counts()["waiting"]:
+            if self.run_once():
+                done += 1
+            else:
+                self.clock.sleep(self._idle_wait(), stop)
+        return done
+
+    def run_once(self) -> bool:
+        """Run the most urgent due job; False when none was due."""
+        now = self.clock.now()
+        job = self.queue.take(now)
+        if job is None:
+            return False
+        cost = COSTS.get(job.kind, 0)
+        wait = self.budget.wait(cost=cost, bulk=job.bulk) if cost else 0.0
+        if wait > 0:
+            self.queue.later(job, now + wait, "waiting for Strava's rate budget", False)
+            log.warning("event=budget_wait kind=%s wait_s=%.0f", job.kind, wait)
+            return True
+        self._run(job)
+        return True
+
+    def _run(self, job: Job) -> None:
+        started = time.perf_counter()
+        try:
+            result = self.handlers[job.kind](job)
+        except RateLimited as exc:
+            self.queue.later(job, exc.until, str(exc), count=False)
+        except (StravaUnavailable, DirectusUnavailable) as exc:
+            self._retry(job, exc)
+        except (NotFound, AuthorizationError, DirectusError) as exc:
+            self._give_up(job, exc)
+        except DirectusStravaError as exc:
+            self._give_up(job, exc)
+        else:
+            self.queue.done(job)
+            ms = (time.perf_counter() - started) * 1000
+            fields = " ".join(f"{k}={v}" for k, v in result.items())
+            log.info(
+                "event=job_done kind=%s athlete=%s object=%s ms=%.0f %s",
+                job.kind,
+                job.athlete_id,
+                job.object_id,
+                ms,
+                fields,
+            )
+
+    def _retry(self, job: Job, exc: Exception) -> None:
+        if job.attempts >= MAX_ATTEMPTS:
+            self._give_up(job, exc)
+            return
+        delay = min(5 * 2**job.attempts, 900)
+        log.warning(
+            "event=job_retry kind=%s object=%s attempt=%s delay_s=%s error=%s",
+            job.kind,
+            job.object_id,
+            job.attempts,
+            delay,
+            exc,
+        )
+        self.queue.later(job, self.clock.now() + delay, str(exc), count=True)
+
+    def _give_up(self, job: Job, exc: Exception) -> None:
+        log.error(
+            "event=job_failed kind=%s athlete=%s object=%s error=%s",
+            job.kind,
+            job.athlete_id,
+            job.object_id,
+            exc,
+        )
+        self.queue.fail(job, str(exc))
+        if job.kind == "import" and job.object_id and job.athlete_id:
+            self.importer.mark_failed(job.object_id, job.athlete_id, str(exc))
+
+    def _idle_wait(self) -> float:
+        row = self.queue.store.db.execute(
+            "SELECT min(not_before) AS due FROM jobs WHERE state = 'waiting'"
+        ).fetchone()
+        if row["due"] is None:
+            return IDLE_POLL
+        return max(0.0, min(float(row["due"]) - self.clock.now(), 60.0)) or 0.01
+
+    def _import(self, job: Job) -> dict[str, Any]:
+        assert job.athlete_id
+        assert job.object_id
+        outcome = self.importer.import_activity(
+            job.athlete_id, job.object_id, bulk=job.bulk
+        )
+        return {"item": outcome.wrote_item, "gpx": outcome.wrote_gpx}
+
+    def _delete(self, job: Job) -> dict[str, Any]:
+        assert job.object_id
+        self.importer.delete_activity(job.object_id)
+        return {"on_delete": self.importer.config.on_delete.value}
+
+    def _deauthorize(self, job: Job) -> dict[str, Any]:
+        assert job.athlete_id
+        self.tokens.forget(job.athlete_id)
+        dropped = self.queue.drop_athlete(job.athlete_id)
+        handled = self.importer.forget_athlete(job.athlete_id)
+        return {"dropped_jobs": dropped, "activities": handled}
+
+    def _list(self, job: Job) -> dict[str, Any]:
+        assert job.athlete_id
+        assert self.importer.strava is not None
+        page = int(job.payload.get("page", 1))
+        summaries = self.importer.strava.activities(
+            job.athlete_id, page=page, per_page=int(job.payload.get("per_page", 30))
+        )
+        for summary in summaries:
+            self.importer.remember_summary(job.athlete_id, summary)
+        return {"page": page, "listed": len(summaries)}
+
+    def _sync(self, job: Job) -> dict[str, Any]:
+        """One page of 'everything since the last look', imports enqueued."""
+        assert job.athlete_id
+        assert self.importer.strava is not None
+        after = int(job.payload.get("after", 0))
+        page = int(job.payload.get("page", 1))
+        started = float(job.payload.get("started", self.clock.now()))
+        summaries = self.importer.strava.activities(
+            job.athlete_id, page=page, after=after, bulk=job.bulk
+        )
+        queued = self._enqueue_changed(job, summaries)
+        if len(summaries) == PAGE_SIZE:
+            payload = {"after": after, "page": page + 1, "started": started}
+            self.queue.put(
+                "sync",
+                athlete_id=job.athlete_id,
+                priority=job.priority,
+                payload=payload,
+                key=f"sync:{job.athlete_id}:{page + 1}",
+            )
+        else:
+            self.queue.store.db.execute(
+                "UPDATE athletes SET last_sync_at = ? WHERE id = ?",
+                (int(started), job.athlete_id),
+            )
+        return {"page": page, "listed": len(summaries), "queued": queued}
+
+    def _enqueue_changed(self, job: Job, summaries: list[dict[str, Any]]) -> int:
+        queued = 0
+        for summary in summaries:
+            self.importer.remember_summary(job.athlete_id or 0, summary)
+            row = self.importer.ledger(int(summary["id"]))
+            fresh = row is not None and row["level"] == "detail"
+            if fresh and row["imported_hash"] == row["summary_hash"]:
+                continue
+            self.queue.put(
+                "import",
+                athlete_id=job.athlete_id,
+                object_id=int(summary["id"]),
+                priority=max(job.priority, SYNC),
+            )
+            queued += 1
+        return queued
+
+
+def sync_payload(last_sync_at: int | None, now: float) -> dict[str, Any]:
+    """Where a sync starts: a little before the last look, to catch edits."""
+    after = max(0, (last_sync_at or 0) - SYNC_OVERLAP) if last_sync_at else 0
+    return {"after": after, "page": 1, "started": now}
