@@ -64,7 +64,7 @@ def row(**cells: str) -> list[str]:
 
 def csv_text(header: list[str], rows: Iterable[list[str]]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out)  # "\r\n", so fields holding a lone "\r" are quoted
     writer.writerow(header)
     writer.writerows(rows)
     return out.getvalue()
@@ -493,3 +493,11 @@ def test_thousand_activities_stream_in_bounded_memory(tmp_path: Path) -> None:
     assert seen == 1000
     assert points == 49_000
     assert peak < 2 * 1024 * 1024
+
+
+def test_csv_that_is_not_utf8_fails_with_the_line(tmp_path: Path) -> None:
+    text = csv_text(EN_HEADER, [row(filename="", name="Kältelauf")])
+    path = build_zip(tmp_path / "x.zip", {"activities.csv": text.encode("latin-1")})
+
+    with pytest.raises(ArchiveError, match="cannot be read near line"):
+        read_all(path)

@@ -10,6 +10,7 @@ makes a 24-hour, 1 Hz track for size and memory checks.
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import math
 import random
@@ -52,7 +53,7 @@ def streams(noise_m: float = 0.0, seed: int = 1946417534) -> dict[str, list[Any]
 
 def _along(route: list[tuple[float, float]], distance: list[float]) -> list[Any]:
     marks = [0.0]
-    for a, b in zip(route, route[1:], strict=False):
+    for a, b in itertools.pairwise(route):
         marks.append(marks[-1] + _metres(a, b))
     stretch = marks[-1] / max(distance[-1], 1.0)
     points = []

@@ -28,6 +28,7 @@ import csv
 import gzip
 import io
 import logging
+import math
 import posixpath
 import re
 import zipfile
@@ -212,6 +213,15 @@ _XML_FIELDS = {
     "watts": ("power", "PowerInWatts", "Watts"),
     "temp": ("atemp",),
 }
+_CSV_ERRORS = (
+    csv.Error,
+    UnicodeDecodeError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+)
 _FILE_ERRORS = (
     ArchiveError,
     fitdecode.FitError,
@@ -310,23 +320,20 @@ def _find_csv(names: Iterable[str]) -> str | None:
 def _csv_rows(archive: _Archive, path: Path) -> Iterator[list[str]]:
     info = archive.zip.getinfo(archive.csv_name)
     _check_member(info)
-    raw = _CappedReader(archive.zip.open(info), MAX_MEMBER_BYTES, info.filename)
-    text = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8-sig", newline="")
-    return _checked_rows(csv.reader(text), path)
-
-
-def _checked_rows(reader: Iterator[list[str]], path: Path) -> Iterator[list[str]]:
+    reader = None
     try:
+        raw = _CappedReader(archive.zip.open(info), MAX_MEMBER_BYTES, info.filename)
+        text = io.TextIOWrapper(
+            io.BufferedReader(raw), encoding="utf-8-sig", newline=""
+        )
+        reader = csv.reader(text)
         yield from reader
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except _CSV_ERRORS as exc:
+        line = reader.line_num if reader is not None else 0
         raise ArchiveError(
-            f"{_CSV_NAME} in {path} cannot be read near line {_line(reader)}: "
-            f"{exc}. Download the export again; the file looks damaged."
+            f"{_CSV_NAME} in {path} cannot be read near line {line}: {exc}. "
+            "Download the export again; the file looks damaged."
         ) from exc
-
-
-def _line(reader: Iterator[list[str]]) -> int:
-    return int(getattr(reader, "line_num", 0))
 
 
 @dataclass
@@ -819,9 +826,10 @@ def _float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return None
+    return number if math.isfinite(number) else None
 
 
 def _read_xml(source: IO[bytes], track: _Track) -> None:
@@ -831,6 +839,8 @@ def _read_xml(source: IO[bytes], track: _Track) -> None:
 
 def _xml_points(source: IO[bytes]) -> Iterator[Element]:
     """Yield each finished `trkpt` or `Trackpoint`, then drop it from memory."""
+    # Files come from strangers: expat (2.4.1 and later) refuses runaway entity
+    # expansion and ElementTree never fetches external entities.
     parser: XMLPullParser[Element] = XMLPullParser(("start", "end"))
     parents: list[Element] = []
     for chunk in _xml_chunks(source):

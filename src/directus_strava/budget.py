@@ -94,8 +94,9 @@ class RateBudget:
     def observe(self, headers: Mapping[str, str], status: int) -> None:
         """Take limits and usage from a Strava response's headers."""
         now = self.clock.now()
-        overall = _meter(headers, "x-ratelimit", now)
-        read = _meter(headers, "x-readratelimit", now)
+        lowered = {key.lower(): value for key, value in headers.items()}
+        overall = _meter(lowered, "x-ratelimit", now)
+        read = _meter(lowered, "x-readratelimit", now)
         with self._lock:
             self.overall = overall or self.overall
             self.read = read or self.read

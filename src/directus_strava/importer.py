@@ -134,12 +134,23 @@ class Importer:
     def delete_activity(self, activity_id: int) -> None:
         """Reflect a deletion on Strava, as ON_DELETE says."""
         ledger = self.ledger(activity_id)
+        if ledger is None or ledger["item_hash"] is None:
+            self._forget_unwritten(activity_id, ledger)
+            return
         if self.config.on_delete is OnDelete.MARK:
             body = {"id": activity_id, "deleted_on_strava": True}
             self.directus.merge(self.config.collection, [body])
             self._set_state(activity_id, "deleted")
             return
         self.directus.delete_item(self.config.collection, activity_id)
+        if ledger is not None and ledger["gpx_file"]:
+            self.directus.delete_file(ledger["gpx_file"])
+        self.store.db.execute(
+            "DELETE FROM ledger WHERE activity_id = ?", (activity_id,)
+        )
+
+    def _forget_unwritten(self, activity_id: int, ledger: Any) -> None:
+        # Never imported (or only listed): no item to remove or to mark.
         if ledger is not None and ledger["gpx_file"]:
             self.directus.delete_file(ledger["gpx_file"])
         self.store.db.execute(

@@ -151,6 +151,13 @@ class Queue:
         )
         return self.store.db.execute(query, args).rowcount
 
+    def cancel(self, key: str) -> int:
+        """Remove the waiting and failed jobs under a key; returns how many."""
+        return self.store.db.execute(
+            "DELETE FROM jobs WHERE key = ? AND state IN ('waiting', 'failed')",
+            (key,),
+        ).rowcount
+
     def drop_athlete(self, athlete_id: int) -> int:
         """Remove the waiting and failed work of an athlete who left."""
         return self.store.db.execute(

@@ -45,6 +45,12 @@ HINTS: dict[str, str] = {
     "DIRECTUS_COLLECTION": "a collection name of letters, digits and underscores",
     "ON_DELETE": "`remove` (default) or `mark`",
     "MAPPING_FUNCTION": "`module:function` of your own mapping, or leave it unset",
+    "WEBHOOKS": "`on` (default: Strava pushes changes) or `off` (poll instead)",
+    "POLL_INTERVAL": "seconds between polls of Strava, at least 60 (default 1800)",
+    "WEBHOOK_SILENCE": "seconds without any webhook event before polling starts "
+    "as a fallback, at least 60 (default 86400)",
+    "RECONCILE_DAYS": "how many days back the daily re-check of edits and "
+    "deletions looks, 0 to turn it off (default 7)",
 }
 
 
@@ -73,6 +79,12 @@ class Settings(BaseSettings):
     service_demo: bool = False
     on_delete: OnDelete = OnDelete.REMOVE
     mapping_function: str | None = None
+    # Each poll costs one read request per athlete (more when many activities
+    # changed): every 30 min is 48 of the default 1,000 daily reads.
+    webhooks: bool = True
+    poll_interval: Annotated[int, Field(ge=60)] = 1800
+    webhook_silence: Annotated[int, Field(ge=60)] = 86400
+    reconcile_days: Annotated[int, Field(ge=0, le=365)] = 7
 
     @field_validator("service_path_prefix")
     @classmethod

@@ -159,3 +159,98 @@ def _raise_for(
     if status == 404:
         raise NotFound(f"Strava has no {what} (HTTP 404).", status)
     raise StravaError(f"Strava refused {what} (HTTP {status}).", status)
+
+
+class PushSubscriptions:
+    """The app's webhook subscription, managed with the app's own credentials.
+
+    These calls use the client id and secret, never an athlete's token, and
+    Strava does not count them against the rate limits.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        client_id: int,
+        client_secret: str,
+        timeout: float = 30,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._credentials = {"client_id": str(client_id), "client_secret": client_secret}
+        self._http = httpx.Client(
+            base_url=api_url.rstrip("/"), timeout=timeout, transport=transport
+        )
+
+    def listing(self) -> list[dict[str, Any]]:
+        """The app's subscriptions (Strava allows at most one)."""
+        response = self._send("GET", "/push_subscriptions", params=self._credentials)
+        result: list[dict[str, Any]] = response.json()
+        return result
+
+    def create(self, callback_url: str, verify_token: str) -> int:
+        """Subscribe; Strava validates the callback before this returns."""
+        form = {
+            **self._credentials,
+            "callback_url": callback_url,
+            "verify_token": verify_token,
+        }
+        response = self._send("POST", "/push_subscriptions", data=form)
+        return int(response.json()["id"])
+
+    def delete(self, subscription_id: int) -> None:
+        """Remove the subscription; a missing one is fine."""
+        try:
+            self._send(
+                "DELETE",
+                f"/push_subscriptions/{subscription_id}",
+                params=self._credentials,
+            )
+        except NotFound:
+            return
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._http.close()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise StravaUnavailable(
+                f"Strava could not be reached for {method} {path}: "
+                f"{type(exc).__name__}. Check STRAVA_API_URL and the network."
+            ) from None
+        if response.status_code >= 400:
+            raise _subscription_error(response, method)
+        return response
+
+
+def _subscription_error(response: httpx.Response, method: str) -> StravaError:
+    status = response.status_code
+    detail = _error_detail(response)
+    if status in (401, 403):
+        return AuthorizationError(
+            f"Strava refused the app's credentials ({detail}): check "
+            "STRAVA_CLIENT_ID and STRAVA_CLIENT_SECRET.",
+            status,
+        )
+    if status == 404:
+        return NotFound("Strava has no such webhook subscription (HTTP 404).", status)
+    if status >= 500:
+        return StravaUnavailable(f"Strava failed on {method} (HTTP {status}).", status)
+    return StravaError(f"Strava refused the subscription request: {detail}.", status)
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """Strava's errors as 'field: code' phrases; the status when unreadable."""
+    try:
+        body = response.json()
+        errors = body.get("errors") or []
+        parts = [
+            " ".join(filter(None, [e.get("resource"), e.get("field"), e.get("code")]))
+            for e in errors
+            if isinstance(e, dict)
+        ]
+        return "; ".join(parts) or str(body.get("message") or "")
+    except (ValueError, AttributeError):
+        return f"HTTP {response.status_code}"

@@ -2,4 +2,4 @@
 
 
 class LocalDirectusError(Exception):
-    """Installing, starting or stopping a local Directus failed; the message says why."""
+    """Installing, starting or stopping a local Directus failed."""

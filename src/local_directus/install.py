@@ -30,8 +30,7 @@ NATIVE_MODULES = ("isolated-vm", "sqlite3")
 MARKER = "installed.json"
 # Both native modules compile from source (no prebuilt binaries offline).
 NATIVE_CHECK = (
-    "require('isolated-vm');"
-    "new (require('sqlite3').Database)(':memory:').close();"
+    "require('isolated-vm');new (require('sqlite3').Database)(':memory:').close();"
 )
 
 

@@ -144,7 +144,9 @@ def launch(
     )
     instance.save()
     seconds = time.monotonic() - started
-    log.info("event=directus_started flavour=%s url=%s seconds=%.1f", flavour, url, seconds)
+    log.info(
+        "event=directus_started flavour=%s url=%s seconds=%.1f", flavour, url, seconds
+    )
     return instance
 
 
@@ -198,8 +200,13 @@ def bootstrap(installation: Installation, folder: Path, env: dict[str, str]) -> 
     command = [str(installation.node.binary), str(installation.cli), "bootstrap"]
     with (folder / LOG_FILE).open("ab") as output:
         done = subprocess.run(
-            command, cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT,
-            timeout=START_TIMEOUT, check=False,
+            command,
+            cwd=folder,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            timeout=START_TIMEOUT,
+            check=False,
         )
     if done.returncode != 0:
         raise LocalDirectusError(
@@ -215,8 +222,13 @@ def spawn(
     command = [str(installation.node.binary), str(installation.cli), "start"]
     with (folder / LOG_FILE).open("ab") as output:
         return subprocess.Popen(
-            command, cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            command,
+            cwd=folder,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
 
@@ -258,7 +270,9 @@ def grant_token(url: str, email: str, password: str) -> str:
         headers = {"Authorization": f"Bearer {access}"}
         patched = client.patch("/users/me", json={"token": token}, headers=headers)
         if patched.status_code != 200:
-            raise LocalDirectusError(f"setting the admin token failed: {patched.status_code}")
+            raise LocalDirectusError(
+                f"setting the admin token failed: {patched.status_code}"
+            )
     return token
 
 
@@ -290,7 +304,7 @@ def terminate(pid: int) -> None:
         raise LocalDirectusError(f"process group {pid} survived SIGKILL")
 
 
-def signal_group(pid: int, sig: signal.Signals) -> bool:
+def signal_group(pid: int, sig: int) -> bool:
     """Send a signal to a process group; return False when it is gone."""
     try:
         os.killpg(pid, sig)
@@ -305,7 +319,7 @@ def wait_gone(pid: int, timeout: float) -> bool:
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        if not signal_group(pid, signal.Signals(0)):
+        if not signal_group(pid, 0):
             return True
         time.sleep(0.1)
     return False
@@ -315,7 +329,7 @@ def is_running(instance: Instance) -> bool:
     """Tell whether the instance's process group still exists."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(instance.pid, os.WNOHANG)
-    return signal_group(instance.pid, signal.Signals(0))
+    return signal_group(instance.pid, 0)
 
 
 @contextlib.contextmanager

@@ -211,7 +211,11 @@ def routes(prefix: str) -> list[Route]:
         Route(f"{prefix}/athlete", athlete, methods=["GET"]),
         Route(f"{prefix}/athlete/activities", activities, methods=["GET"]),
         Route(f"{prefix}/activities/{{id:int}}", activity, methods=["GET"]),
-        Route(f"{prefix}/activities/{{id:int}}/streams", activity_streams, methods=["GET"]),
+        Route(
+            f"{prefix}/activities/{{id:int}}/streams", activity_streams, methods=["GET"]
+        ),
         Route(f"{prefix}/activities/{{id:int}}/laps", activity_laps, methods=["GET"]),
-        Route(f"{prefix}/activities/{{id:int}}/photos", activity_photos, methods=["GET"]),
+        Route(
+            f"{prefix}/activities/{{id:int}}/photos", activity_photos, methods=["GET"]
+        ),
     ]

@@ -47,7 +47,11 @@ class Simulator:
         self.seed(self.config.seed, self.config.athletes, self.config.activities)
 
     def seed(
-        self, seed: int, athletes: int, activities: int, options: SeedOptions | None = None
+        self,
+        seed: int,
+        athletes: int,
+        activities: int,
+        options: SeedOptions | None = None,
     ) -> None:
         """Replace the world and forget every token, event and counter."""
         chosen = options or self.config.seed_options
@@ -172,7 +176,10 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     """Unknown paths and methods answer in Strava's shape."""
     status = exc.status_code if isinstance(exc, HTTPException) else 404
     message = "Record Not Found" if status == 404 else "Bad Request"
-    body = {"message": message, "errors": [{"resource": "Path", "field": "", "code": "invalid"}]}
+    body = {
+        "message": message,
+        "errors": [{"resource": "Path", "field": "", "code": "invalid"}],
+    }
     return JSONResponse(body, status_code=status)
 
 

@@ -52,4 +52,6 @@ def missing_scope(permission: str) -> StravaError:
 
 def rate_limited() -> StravaError:
     """The documented 429 body."""
-    return StravaError(429, "Rate Limit Exceeded", "Application", "rate limit", "exceeded")
+    return StravaError(
+        429, "Rate Limit Exceeded", "Application", "rate limit", "exceeded"
+    )

@@ -126,7 +126,7 @@ class Gate:
             await self.refuse(final, send)
 
     def endpoint(self, scope: Scope) -> str:
-        """"METHOD /route/{template}" for counting."""
+        """ "METHOD /route/{template}" for counting."""
         for route in self.routes:
             match, _ = route.matches(scope)
             if match is Match.FULL:
@@ -148,7 +148,9 @@ class Gate:
         headers = [(b"content-type", b"application/json; charset=utf-8")]
         headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
         headers.append((b"content-length", str(len(payload)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": headers}
+        )
         await send({"type": "http.response.body", "body": payload})
 
     async def drop(self, scope: Scope, receive: Receive) -> None:

@@ -35,12 +35,16 @@ class Town:
 
 
 TOWNS = (
-    Town("Keswick", "England", "United Kingdom", 54.6014, -3.1347, 80, "Europe/London", 11),
+    Town("Keswick", "England", "United Kingdom", 54.6014, -3.1347, 80,
+         "Europe/London", 11),
     Town("Berlin", "Berlin", "Germany", 52.5163, 13.3777, 35, "Europe/Berlin", 12),
-    Town("Boulder", "CO", "United States", 40.0150, -105.2705, 1655, "America/Denver", 14),
+    Town("Boulder", "CO", "United States", 40.0150, -105.2705, 1655,
+         "America/Denver", 14),
     Town("Kyoto", "Kyoto", "Japan", 35.0116, 135.7681, 50, "Asia/Tokyo", 17),
-    Town("Cape Town", "Western Cape", "South Africa", -33.9249, 18.4241, 25, "Africa/Johannesburg", 19),
-    Town("Queenstown", "Otago", "New Zealand", -45.0312, 168.6626, 330, "Pacific/Auckland", 10),
+    Town("Cape Town", "Western Cape", "South Africa", -33.9249, 18.4241, 25,
+         "Africa/Johannesburg", 19),
+    Town("Queenstown", "Otago", "New Zealand", -45.0312, 168.6626, 330,
+         "Pacific/Auckland", 10),
 )  # fmt: skip
 
 
@@ -69,7 +73,8 @@ SPORTS = {
     "Walk": Sport("Walk", (2_000, 8_000), (1.1, 1.6), 100, 55, 0, 15, 55,
                   ("Walk", "Stroll", "Dog walk", "Evening walk")),
 }  # fmt: skip
-SPORT_WEIGHTS = (("Run", 45), ("Ride", 35), ("Walk", 12), ("Hike", 8))
+SPORT_NAMES = ("Run", "Ride", "Walk", "Hike")
+SPORT_WEIGHTS = (45, 35, 12, 8)
 FIRST_NAMES = ("Ada", "Kenji", "Thandi", "Maren", "Luis", "Aroha", "Priya", "Jonas")
 LAST_NAMES = ("Okafor", "Tanaka", "Nkosi", "Lindqvist", "Ortega", "Ngata", "Rao")
 WEIRD_NAME = "Café & <Bergtour> 🏔️🚴 \u0007bell\ttab \"quoted\" 'single' \\ back"
@@ -126,11 +131,7 @@ class ActivitySpec:
             return None
         sport = SPORTS[self.sport]
         rng = random.Random(f"{self.seed}:{self.id}:request")
-        target = (
-            self.elapsed * 5.5
-            if self.elapsed
-            else rng.uniform(*sport.distance)
-        )
+        target = self.elapsed * 5.5 if self.elapsed else rng.uniform(*sport.distance)
         request = streams.TrackRequest(
             key=f"{self.seed}:{self.id}",
             lat=self.town.lat,
@@ -231,8 +232,7 @@ def new_spec(
     sport: str | None = None,
 ) -> ActivitySpec:  # fmt: skip
     """A plain GPS activity of `athlete` starting at `start`."""
-    names, weights = zip(*SPORT_WEIGHTS, strict=True)
-    chosen = sport or rng.choices(names, weights)[0]
+    chosen = sport or rng.choices(SPORT_NAMES, SPORT_WEIGHTS)[0]
     town = athlete.town if rng.random() < 0.55 else rng.choice(TOWNS)
     gear = athlete.bikes if chosen == "Ride" else athlete.shoes
     spec = ActivitySpec(
@@ -275,7 +275,7 @@ def _make_special(mine: list[ActivitySpec], first: bool, options: SeedOptions) -
     if len(newest) > 3:
         newest[3].name = WEIRD_NAME
         newest[3].description = "Line one\nLine <two> & three\n\u0001end 🎉"
-        newest[3].private_note = "Note with <b>markup</b> & \"quotes\""
+        newest[3].private_note = 'Note with <b>markup</b> & "quotes"'
         newest[3].tags.append("weird_name")
     if first and options.day_long and len(newest) > 4:
         newest[4].sport = "Ride"
@@ -300,7 +300,9 @@ def local_time(spec: ActivitySpec) -> tuple[datetime, str]:
     standard = offset - (local.dst() or timedelta(0))
     minutes = int(standard.total_seconds() // 60)
     sign = "+" if minutes >= 0 else "-"
-    label = f"(GMT{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}) {spec.town.zone}"
+    label = (
+        f"(GMT{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}) {spec.town.zone}"
+    )
     return local, label
 
 
@@ -326,7 +328,9 @@ def summary(spec: ActivitySpec) -> dict[str, Any]:
     return body
 
 
-def _head(spec: ActivitySpec, plan: streams.Plan | None, rng: random.Random) -> dict[str, Any]:
+def _head(
+    spec: ActivitySpec, plan: streams.Plan | None, rng: random.Random
+) -> dict[str, Any]:
     """Identity, totals and type fields."""
     if plan is None:
         distance, moving = manual_figures(spec)
@@ -460,7 +464,9 @@ def detail(spec: ActivitySpec, athlete: Athlete, owner_private: bool) -> dict[st
     body["map"] = dict(body["map"], resource_state=3)
     body["map"]["polyline"] = streams.detailed_polyline(plan) if plan else ""
     body["description"] = spec.description or None
-    body["calories"] = round(body["distance"] / 1000 * SPORTS[spec.sport].calories_per_km, 1)
+    body["calories"] = round(
+        body["distance"] / 1000 * SPORTS[spec.sport].calories_per_km, 1
+    )
     body["perceived_exertion"] = None
     body["prefer_perceived_exertion"] = None
     body["segment_efforts"] = []
@@ -472,7 +478,9 @@ def detail(spec: ActivitySpec, athlete: Athlete, owner_private: bool) -> dict[st
     body["photos"] = {"primary": None, "count": 0}
     body["stats_visibility"] = [{"type": "heart_rate", "visibility": "everyone"}]
     body["hide_from_home"] = False
-    body["device_name"] = "Garmin Edge 840" if spec.sport == "Ride" else "Garmin Forerunner 265"
+    body["device_name"] = (
+        "Garmin Edge 840" if spec.sport == "Ride" else "Garmin Forerunner 265"
+    )
     if plan is None:
         body["device_name"] = None
     body["embed_token"] = f"{spec.seed:x}{spec.id:x}"[:40]
@@ -505,7 +513,7 @@ def _lap(
     """One Lap, with indexes into the streams."""
     first, last = plan.index_at(begin), plan.index_at(end)
     metres = plan.distance_at(end) - plan.distance_at(begin)
-    moving = max(1, int(round(end - begin)))
+    moving = max(1, round(end - begin))
     rates = [plan.heartrate_at(begin + (end - begin) * i / 8) for i in range(9)]
     return {
         "id": spec.id * 100 + number,
@@ -516,7 +524,9 @@ def _lap(
         "elapsed_time": last - first,
         "moving_time": moving,
         "start_date": iso(spec.start + first),
-        "start_date_local": local_time(spec)[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "start_date_local": (local_time(spec)[0] + timedelta(seconds=first)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
         "distance": round(metres, 1),
         "average_speed": round(metres / moving, 2),
         "max_speed": round(max(plan.speed_at(begin), plan.speed_at(end)), 2),
@@ -533,12 +543,14 @@ def _lap(
     }  # fmt: skip
 
 
-def splits(spec: ActivitySpec, plan: streams.Plan, length: float) -> list[dict[str, Any]]:
+def splits(
+    spec: ActivitySpec, plan: streams.Plan, length: float
+) -> list[dict[str, Any]]:
     """Splits per kilometre or mile, as on foot activities."""
     result = []
     for number, (begin, end) in enumerate(streams.pieces(plan, length), start=1):
         start_m, end_m = plan.distance_at(begin), plan.distance_at(end)
-        moving = max(1, int(round(end - begin)))
+        moving = max(1, round(end - begin))
         speed = (end_m - start_m) / moving
         rates = [plan.heartrate_at(begin + (end - begin) * i / 8) for i in range(9)]
         result.append(
@@ -609,4 +621,3 @@ def _edits(spec: ActivitySpec, owner: int) -> dict[str, Any]:
         "private": spec.private,
         "visibility": spec.visibility,
     }
-

@@ -81,7 +81,9 @@ class TokenStore:
         self.refresh: dict[str, RefreshToken] = {}
         self.authorized: dict[tuple[int, int], frozenset[str]] = {}
 
-    def issue_code(self, client_id: int, athlete_id: int, scopes: tuple[str, ...]) -> str:
+    def issue_code(
+        self, client_id: int, athlete_id: int, scopes: tuple[str, ...]
+    ) -> str:
         """A fresh single-use code."""
         code = secrets.token_hex(20)
         expires = self._sim.clock.now() + self._sim.config.code_lifetime
@@ -116,7 +118,9 @@ class TokenStore:
     ) -> AccessToken:
         """A new access token living the configured lifetime."""
         expires = int(self._sim.clock.now()) + self._sim.config.access_token_lifetime
-        token = AccessToken(secrets.token_hex(20), client_id, athlete_id, scopes, expires)
+        token = AccessToken(
+            secrets.token_hex(20), client_id, athlete_id, scopes, expires
+        )
         self.access[token.token] = token
         return token
 
@@ -219,13 +223,17 @@ async def authorize(request: Request) -> Response:
     return HTMLResponse(consent_page(sim, values, scopes))
 
 
-def consent_page(sim: Simulator, values: dict[str, str], scopes: tuple[str, ...]) -> str:
+def consent_page(
+    sim: Simulator, values: dict[str, str], scopes: tuple[str, ...]
+) -> str:
     """The HTML form: athlete picker, one box per scope, two buttons."""
     e = html.escape
     hidden = "".join(
         f'<input type="hidden" name="{e(key)}" value="{e(values.get(key, ""))}">'
         for key in ("client_id", "redirect_uri", "response_type", "state")
     )
+    asked = e(",".join(scopes))
+    hidden += f'<input type="hidden" name="requested_scope" value="{asked}">'
     hidden += '<input type="hidden" name="scope" value="read">'
     options = "".join(
         f'<option value="{athlete.id}">{e(athlete.firstname)} {e(athlete.lastname)}'
@@ -284,7 +292,9 @@ async def accept(request: Request) -> Response:
     if values.get("decision") != "authorize":
         answer["error"] = "access_denied"
         return _redirect(values["redirect_uri"], answer)
-    granted = requested_scopes(",".join(str(v) for v in form.getlist("scope")))
+    ticked = requested_scopes(",".join(str(v) for v in form.getlist("scope")))
+    asked = requested_scopes(values.get("requested_scope", ""))
+    granted = tuple(scope for scope in asked if scope in ticked)
     answer["code"] = sim.tokens.issue_code(client_id, athlete_id, granted)
     answer["scope"] = ",".join(granted)
     return _redirect(values["redirect_uri"], answer)
@@ -323,7 +333,9 @@ async def token(request: Request) -> Response:
             body = token_body(sim, access, refresh)
             body["athlete"] = athlete_summary(sim, access.athlete_id)
         elif grant == "refresh_token":
-            access, refresh = sim.tokens.renew(client_id, values.get("refresh_token", ""))
+            access, refresh = sim.tokens.renew(
+                client_id, values.get("refresh_token", "")
+            )
             body = token_body(sim, access, refresh)
         else:
             raise bad_request("RequestToken", "grant_type")
@@ -332,7 +344,9 @@ async def token(request: Request) -> Response:
     return JSONResponse(body)
 
 
-def token_body(sim: Simulator, access: AccessToken, refresh: RefreshToken) -> dict[str, Any]:
+def token_body(
+    sim: Simulator, access: AccessToken, refresh: RefreshToken
+) -> dict[str, Any]:
     """A token response in Strava's key order."""
     return {
         "token_type": "Bearer",

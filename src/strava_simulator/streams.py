@@ -9,6 +9,7 @@ agree without keeping any stream in memory.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import random
 from dataclasses import dataclass
@@ -156,7 +157,7 @@ class Plan:
 
     def index_at(self, tau: float) -> int:
         """The stream index of `tau` seconds of motion."""
-        t = int(round(tau))
+        t = round(tau)
         return t if t <= self.pause_at else t + self.pause
 
     def moving_for(self, metres: float) -> float:
@@ -193,7 +194,7 @@ def plan_track(request: TrackRequest) -> Plan:
     else:
         moving = max(60, int(distance / request.speed))
     hills = tuple(
-        (request.hilliness * rng.uniform(0.3, 1.0), cycles, rng.uniform(0, 6.28))
+        (request.hilliness * rng.uniform(0.3, 1.0) / cycles, cycles, rng.uniform(0, 6.28))
         for cycles in (1, rng.randint(2, 5), rng.randint(6, 12))
     )
     return Plan(
@@ -240,7 +241,7 @@ def _loop(rng: random.Random, request: TrackRequest) -> tuple[tuple[float, float
 def _cumulative(points: tuple[tuple[float, float], ...]) -> tuple[float, ...]:
     """Running distance along `points`, starting at 0."""
     total = [0.0]
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         total.append(total[-1] + haversine(a, b))
     return tuple(total)
 
@@ -256,9 +257,7 @@ def detailed_polyline(plan: Plan) -> str:
     for a, b in zip(plan.waypoints, plan.waypoints[1:], strict=False):
         for step in range(4):
             share = step / 4
-            points.append(
-                (a[0] + (b[0] - a[0]) * share, a[1] + (b[1] - a[1]) * share)
-            )
+            points.append((a[0] + (b[0] - a[0]) * share, a[1] + (b[1] - a[1]) * share))
     points.append(plan.waypoints[-1])
     return str(polyline.encode(points, 5))
 
@@ -283,7 +282,7 @@ def totals(plan: Plan) -> Totals:
     """Summary figures computed on 256 samples of the plan."""
     samples = [plan.moving_time * i / 256 for i in range(257)]
     heights = [plan.altitude_at(plan.distance_at(tau)) for tau in samples]
-    gain = sum(max(0.0, b - a) for a, b in zip(heights, heights[1:], strict=False))
+    gain = sum(max(0.0, b - a) for a, b in itertools.pairwise(heights))
     rates = [plan.heartrate_at(tau) for tau in samples]
     power = [plan.watts_at(tau) for tau in samples] if plan.watts else [0.0]
     cadence = [plan.cadence_at(tau) for tau in samples]
@@ -346,4 +345,4 @@ def pieces(plan: Plan, length: float) -> list[tuple[float, float]]:
         bounds.append(plan.moving_for(metres))
         metres += length
     bounds.append(float(plan.moving_time))
-    return list(zip(bounds, bounds[1:], strict=False))
+    return list(itertools.pairwise(bounds))

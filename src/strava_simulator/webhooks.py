@@ -37,7 +37,9 @@ class Subscription:
     def body(self, fine: bool = False) -> dict[str, Any]:
         """The subscription as Strava lists it."""
         stamp = datetime.fromtimestamp(self.created_at, UTC)
-        text = stamp.strftime("%Y-%m-%dT%H:%M:%S.%f000Z" if fine else "%Y-%m-%dT%H:%M:%SZ")
+        text = stamp.strftime(
+            "%Y-%m-%dT%H:%M:%S.%f000Z" if fine else "%Y-%m-%dT%H:%M:%SZ"
+        )
         return {
             "id": self.id,
             "resource_state": 2,
@@ -170,7 +172,10 @@ class Hub:
     def subscribe(self, callback_url: str) -> Subscription:
         """Record the application's subscription."""
         self.subscription = Subscription(
-            self._next_id, self._sim.config.client_id, callback_url, self._sim.clock.now()
+            self._next_id,
+            self._sim.config.client_id,
+            callback_url,
+            self._sim.clock.now(),
         )
         self._next_id += 1
         return self.subscription
@@ -205,7 +210,7 @@ def _headers(sim: Simulator) -> dict[str, str]:
     return sim.limiter.headers(sim.config.client_id, sim.clock.now())
 
 
-def _client_error(error: StravaError) -> StravaError:
+def _wrong_client() -> StravaError:
     """Wrong app credentials on a subscription call: 401, as on the API."""
     return StravaError(401, "Authorization Error", "Application", "", "invalid")
 
@@ -216,8 +221,8 @@ async def create(request: Request) -> Response:
     values = await params(request)
     try:
         check_client(sim, values, secret=True)
-    except StravaError as error:
-        return _client_error(error).response(_headers(sim))
+    except StravaError:
+        return _wrong_client().response(_headers(sim))
     try:
         if sim.hub.subscription is not None:
             raise bad_request("PushSubscription", "", "already exists")
@@ -236,8 +241,8 @@ async def listing(request: Request) -> Response:
     sim: Simulator = request.app.state.sim
     try:
         check_client(sim, await params(request), secret=True)
-    except StravaError as error:
-        return _client_error(error).response(_headers(sim))
+    except StravaError:
+        return _wrong_client().response(_headers(sim))
     found = sim.hub.subscription
     body = [found.body()] if found else []
     return JSONResponse(body, headers=_headers(sim))
@@ -248,12 +253,14 @@ async def delete(request: Request) -> Response:
     sim: Simulator = request.app.state.sim
     try:
         check_client(sim, await params(request), secret=True)
-    except StravaError as error:
-        return _client_error(error).response(_headers(sim))
+    except StravaError:
+        return _wrong_client().response(_headers(sim))
     found = sim.hub.subscription
     if found is None or found.id != request.path_params["id"]:
-        error = StravaError(404, "Resource Not Found", "PushSubscription", "id", "invalid")
-        return error.response(_headers(sim))
+        missing = StravaError(
+            404, "Resource Not Found", "PushSubscription", "id", "invalid"
+        )
+        return missing.response(_headers(sim))
     sim.hub.subscription = None
     return Response(status_code=204, headers=_headers(sim))
 

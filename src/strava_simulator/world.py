@@ -72,14 +72,21 @@ class World:
             found.append(spec)
         return found
 
-    def create(self, athlete_id: int, fields: dict[str, Any], now: float) -> ActivitySpec:
+    def create(
+        self, athlete_id: int, fields: dict[str, Any], now: float
+    ) -> ActivitySpec:
         """A new activity of `athlete_id` that ended just now."""
         athlete = self.athletes[athlete_id]
         rng = random.Random(f"{self.seed}:created:{len(self.activities)}")
         start = int(parse_time(fields["start_date"])) if "start_date" in fields else 0
         activity_id = max(self.activities, default=generator.FIRST_ACTIVITY_ID) + 1_000
         spec = generator.new_spec(
-            rng, self.seed, athlete, start or int(now), activity_id, fields.get("sport_type")
+            rng,
+            self.seed,
+            athlete,
+            start or int(now),
+            activity_id,
+            fields.get("sport_type"),
         )
         if fields.get("manual"):
             spec.kind = "manual"
