@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ class Callback:
     url: str = ""
     challenge_mode: str = "echo"  # echo, wrong, error
     fail_first: int = 0
+    delay: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)
     posts: int = 0
     checks: list[dict[str, str]] = field(default_factory=list)
@@ -44,6 +46,8 @@ def _callback_app(state: Callback) -> Starlette:
 
     async def receive(request: Request) -> Response:
         state.posts += 1
+        if state.delay:
+            await asyncio.sleep(state.delay)
         if state.posts <= state.fail_first:
             return PlainTextResponse("down", status_code=503)
         state.events.append(await request.json())

@@ -15,6 +15,7 @@ from lxml import etree
 import tracks
 from directus_strava.gpx import build_gpx, has_track, unwrap_streams
 
+Streams = dict[str, list[Any]]
 XSD = Path(__file__).parent / "fixtures" / "xsd"
 NS = {
     "g": "http://www.topografix.com/GPX/1/1",
@@ -112,7 +113,7 @@ def test_recorded_activity_becomes_valid_gpx_with_every_point() -> None:
 
 def test_times_are_start_date_plus_offsets_in_utc() -> None:
     ride = dict(RIDE, start_date="2018-12-31T23:59:58Z")
-    streams = {"latlng": [[1.0, 2.0]] * 4, "time": [0, 1, 2.5, 3661]}
+    streams: Streams = {"latlng": [[1.0, 2.0]] * 4, "time": [0, 1, 2.5, 3661]}
 
     root = _valid(build_gpx(ride, streams))
 
@@ -148,7 +149,7 @@ def test_activity_without_gps_gives_none() -> None:
 
 
 def test_holes_and_short_streams_are_skipped_per_value() -> None:
-    streams: dict[str, list[Any]] = {
+    streams: Streams = {
         "latlng": [[1.0, 2.0], None, [1.1, 2.1], [1.2, 2.2], [1.3, 2.3]],
         "time": [0, 1, None, 3],
         "altitude": [10.04, None, float("nan")],
@@ -180,7 +181,7 @@ def test_holes_and_short_streams_are_skipped_per_value() -> None:
 
 
 def test_power_uses_garmin_power_extension_and_literal_prefixes() -> None:
-    streams = {"latlng": [[1.0, 2.0]], "watts": [250], "heartrate": [140]}
+    streams: Streams = {"latlng": [[1.0, 2.0]], "watts": [250], "heartrate": [140]}
 
     gpx = build_gpx(RIDE, streams)
 
@@ -194,7 +195,7 @@ def test_power_uses_garmin_power_extension_and_literal_prefixes() -> None:
 
 
 def test_numbers_are_fixed_point_and_rounded() -> None:
-    streams = {
+    streams: Streams = {
         "latlng": [[40.123456789, -73.98], [1e-9, 179.99999999], [-90, -180]],
         "altitude": [1e-7, 12345.678, -3],
     }

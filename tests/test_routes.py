@@ -205,7 +205,8 @@ def test_simplify_is_a_faithful_subset(track: list[Any], tolerance: float) -> No
 
 def _subsequence(kept: list[Any], clean: list[Any]) -> list[int]:
     """Indices of kept in clean, in order; fails if kept is not a subsequence."""
-    indices, cursor = [], 0
+    indices: list[int] = []
+    cursor = 0
     for point in kept:
         cursor = clean.index(point, cursor if not indices else cursor + 1)
         indices.append(cursor)

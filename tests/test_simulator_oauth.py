@@ -54,7 +54,9 @@ def consent(http: httpx.Client, sim: RunningSimulator, **extra: str) -> ConsentF
     return ConsentForm(page.text)
 
 
-def decide(http: httpx.Client, form: ConsentForm, decision: str, **kw: Any) -> dict[str, str]:
+def decide(
+    http: httpx.Client, form: ConsentForm, decision: str, **kw: Any
+) -> dict[str, str]:
     answer = http.post(
         form.action,
         content=urlencode(form.submit(decision, **kw)),
@@ -114,7 +116,9 @@ def test_authorize_grants_all_ticked_scopes_with_state(http, sim) -> None:
 
 
 def test_unticked_scope_is_not_granted(http, sim) -> None:
-    answer = decide(http, consent(http, sim), "authorize", untick=("activity:read_all",))
+    answer = decide(
+        http, consent(http, sim), "authorize", untick=("activity:read_all",)
+    )
     assert answer["scope"] == "read,activity:read"
     tokens = exchange(http, sim, answer["code"]).json()
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
@@ -158,7 +162,9 @@ def test_unknown_client_is_refused(http, sim) -> None:
     ],
 )
 def test_redirect_host_must_be_allowed(http, sim, uri, status) -> None:
-    answer = http.get("/oauth/authorize", params=authorize_params(sim, redirect_uri=uri))
+    answer = http.get(
+        "/oauth/authorize", params=authorize_params(sim, redirect_uri=uri)
+    )
     assert answer.status_code == status
     if status == 400:
         assert answer.json()["errors"][0]["field"] == "redirect_uri"
@@ -249,7 +255,9 @@ def test_access_token_expires_after_six_hours(http, sim) -> None:
 
 def test_deauthorize_revokes_every_token(http, sim) -> None:
     tokens = sim.control.tokens()
-    answer = http.post("/oauth/deauthorize", data={"access_token": tokens["access_token"]})
+    answer = http.post(
+        "/oauth/deauthorize", data={"access_token": tokens["access_token"]}
+    )
     assert answer.json() == {"access_token": tokens["access_token"]}
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
     assert http.get(sim.api_url + "/athlete", headers=headers).status_code == 401

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import uvicorn
 
 from directus_strava import settings as settings_module
 from directus_strava.directus import DirectusClient
@@ -20,6 +21,7 @@ from directus_strava.jobs import INTERACTIVE, SYNC
 from directus_strava.oauth import Connection
 from directus_strava.schema import setup as setup_schema
 from directus_strava.service import Service
+from directus_strava.web import create_app
 from directus_strava.worker import sync_payload
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -286,6 +288,83 @@ def _report_failures(service: Service) -> None:
             fg="yellow",
             err=True,
         )
+
+
+@cli.group()
+def subscription() -> None:
+    """Strava's webhook subscription for this app (one per app)."""
+
+
+@subscription.command(name="create")
+@click.option(
+    "--replace", is_flag=True, help="Delete a subscription pointing elsewhere first."
+)
+@_reported
+def subscription_create(replace: bool) -> None:
+    """Subscribe this service to Strava's events.
+
+    Strava calls the callback while this runs, so the service (web server)
+    must already be running and reachable at SERVICE_PUBLIC_URL.
+    """
+    service = _service()
+    subscription_id = service.subscriptions.create(replace=replace)
+    click.echo(f"subscription {subscription_id} sends events to this service")
+
+
+@subscription.command(name="show")
+@_reported
+def subscription_show() -> None:
+    """Show the app's subscription as Strava lists it."""
+    found = _service().subscriptions.show()
+    if found is None:
+        click.echo("no subscription")
+        return
+    for key in ("id", "callback_url", "created_at"):
+        click.echo(f"{key}: {found.get(key)}")
+
+
+@subscription.command(name="delete")
+@_reported
+def subscription_delete() -> None:
+    """Delete the app's subscription (events stop; polling takes over)."""
+    deleted = _service().subscriptions.delete()
+    click.echo(f"deleted subscription {deleted}" if deleted else "no subscription")
+
+
+@subscription.command(name="check")
+@_reported
+def subscription_check() -> None:
+    """Say whether Strava's events can reach the running service."""
+    status = _service().subscriptions.check()
+    click.echo(status.sentence)
+    if not status.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@_reported
+def serve() -> None:
+    """Serve the web pages (with the worker) until interrupted."""
+    settings = settings_module.load()
+    service = Service.build(settings)
+    log = logging.getLogger("directus_strava.serve")
+    log.info(
+        "event=serve host=%s port=%s public_url=%s",
+        settings.service_host,
+        settings.service_port,
+        settings.public(),
+    )
+    try:
+        uvicorn.run(
+            create_app(service),
+            host=settings.service_host,
+            port=settings.service_port,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=True,
+        )
+    finally:
+        service.close()
 
 
 def main() -> None:

@@ -65,6 +65,15 @@ class DirectusUnavailable(DirectusError):
 class WebhookRejected(DirectusStravaError):
     """A webhook request was malformed, forged or unknown."""
 
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class ArchiveError(DirectusStravaError):
     """A bulk export archive or one of its files cannot be read."""
+
+
+class AccessDenied(DirectusStravaError):
+    """A visitor may not use the pages: unknown, refused by Directus, or a role
+    that is not allowed."""

@@ -12,12 +12,17 @@ Strava's own export writes a bare `<power>` element in no namespace inside
 such a file fails schema validation. The Garmin element carries the same
 value and keeps the file valid.
 
-The text is built with a plain list of strings rather than gpxpy: gpxpy
-needs about 170 ms for a 10,000-point track where this needs about 30 ms,
-and it writes extension text without escaping it. Every value is checked
-on the way: a `None`, a non-number, a non-finite number or a value outside
-its schema range is left out for that point only, and streams shorter than
-`latlng` simply stop contributing.
+The text is built from plain strings rather than with gpxpy, which takes
+about six times as long (about 170 ms for 10,000 points) and writes
+extension text without escaping it. Here 10,000 points with position, time,
+elevation and heart rate take about 30 ms, and a day at 1 Hz (86,400 points,
+26 MB) peaks at about twice its size in memory, since points are encoded in
+batches. The output depends only on its input (no generation time), so equal
+streams give byte-equal files.
+
+Every value is checked on the way: a `None`, a non-number, a non-finite
+number or a value outside its schema range is left out for that point only,
+and streams shorter than `latlng` simply stop contributing.
 """
 
 from __future__ import annotations

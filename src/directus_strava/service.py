@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from directus_strava.budget import RateBudget
@@ -11,10 +12,13 @@ from directus_strava.importer import ImportConfig, Importer
 from directus_strava.jobs import Queue
 from directus_strava.mapping import load_mapping
 from directus_strava.oauth import StravaOAuth, Tokens
+from directus_strava.scheduler import Scheduler, Timetable
 from directus_strava.settings import Settings
 from directus_strava.store import Store
-from directus_strava.strava import StravaClient
+from directus_strava.strava import PushSubscriptions, StravaClient
+from directus_strava.subscription import Subscriptions
 from directus_strava.vault import Vault
+from directus_strava.webhooks import callback_url, verify_token
 from directus_strava.worker import Worker
 
 
@@ -32,6 +36,8 @@ class Service:
     importer: Importer
     queue: Queue
     worker: Worker
+    subscriptions: Subscriptions
+    scheduler: Scheduler
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Service:
@@ -58,6 +64,11 @@ class Service:
         importer = Importer(strava, directus, store, config)
         queue = Queue(store)
         worker = Worker(queue, importer, tokens, budget, clock)
+        subscriptions = _subscriptions(settings, store, clock)
+        worker.handlers["subscription_check"] = lambda job: {
+            "state": subscriptions.check().state
+        }
+        scheduler = Scheduler(queue, store, clock, Timetable.from_settings(settings))
         return cls(
             settings,
             clock,
@@ -69,10 +80,35 @@ class Service:
             importer,
             queue,
             worker,
+            subscriptions,
+            scheduler,
         )
+
+    def start_background(self, stop: threading.Event) -> list[threading.Thread]:
+        """Run the worker and the scheduler in threads until `stop` is set."""
+        threads = [
+            threading.Thread(target=self.worker.run, args=(stop,), name="worker"),
+            threading.Thread(target=self.scheduler.run, args=(stop,), name="scheduler"),
+        ]
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        return threads
 
     def close(self) -> None:
         """Release connections."""
         self.strava.close()
+        self.subscriptions.api.close()
         self.directus.close()
         self.store.close()
+
+
+def _subscriptions(settings: Settings, store: Store, clock: Clock) -> Subscriptions:
+    api = PushSubscriptions(
+        settings.strava_api(),
+        settings.strava_client_id,
+        settings.strava_client_secret.get_secret_value(),
+    )
+    return Subscriptions(
+        api, store, clock, callback_url(settings), verify_token(settings)
+    )

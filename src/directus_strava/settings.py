@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     service_demo: bool = False
     on_delete: OnDelete = OnDelete.REMOVE
     mapping_function: str | None = None
+    directus_session_cookie: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = (
+        "directus_session_token"
+    )
+    allowed_roles: str = ""
     # Each poll costs one read request per athlete (more when many activities
     # changed): every 30 min is 48 of the default 1,000 daily reads.
     webhooks: bool = True
@@ -109,6 +113,10 @@ class Settings(BaseSettings):
     def public(self) -> str:
         """The service's public base URL without a trailing slash."""
         return str(self.service_public_url).rstrip("/")
+
+    def roles(self) -> frozenset[str]:
+        """Directus role names or ids allowed besides admins."""
+        return frozenset(filter(None, map(str.strip, self.allowed_roles.split(","))))
 
 
 def load(**overrides: Any) -> Settings:

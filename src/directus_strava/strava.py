@@ -176,7 +176,10 @@ class PushSubscriptions:
         timeout: float = 30,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._credentials = {"client_id": str(client_id), "client_secret": client_secret}
+        self._credentials = {
+            "client_id": str(client_id),
+            "client_secret": client_secret,
+        }
         self._http = httpx.Client(
             base_url=api_url.rstrip("/"), timeout=timeout, transport=transport
         )

@@ -32,7 +32,7 @@ from directus_strava.strava import PAGE_SIZE
 log = logging.getLogger(__name__)
 
 # Strava requests each kind of job spends, checked against the budget first.
-COSTS = {"import": 2, "list": 1, "sync": 1, "backfill": 1}
+COSTS = {"import": 2, "list": 1, "sync": 1, "backfill": 1, "reconcile": 1}
 # Activities edited shortly before the last look are looked at again.
 SYNC_OVERLAP = 3 * 86400
 IDLE_POLL = 1.0
@@ -60,6 +60,7 @@ class Worker:
             "deauthorize": self._deauthorize,
             "list": self._list,
             "sync": self._sync,
+            "reconcile": self._reconcile,
         }
 
     def run(self, stop: threading.Event) -> None:
@@ -214,13 +215,58 @@ class Worker:
             )
         return {"page": page, "listed": len(summaries), "queued": queued}
 
-    def _enqueue_changed(self, job: Job, summaries: list[dict[str, Any]]) -> int:
+    def _reconcile(self, job: Job) -> dict[str, Any]:
+        """One page of a window's re-check: edits re-imported, deletions found.
+
+        Every listed activity is re-imported, not only those whose summary
+        changed: descriptions, notes and gear are edited without any event or
+        summary change, and an unchanged import writes nothing. That costs two
+        requests per activity of the window, at the job's (bulk) priority.
+        Pages continue until an empty one (Strava's pages can be short before
+        the end), carrying the ids seen so far; the last page enqueues a
+        delete for every ledger activity of the window Strava no longer lists.
+        """
+        assert job.athlete_id
+        assert self.importer.strava is not None
+        after, page = int(job.payload["after"]), int(job.payload.get("page", 1))
+        summaries = self.importer.strava.activities(
+            job.athlete_id, page=page, after=after, bulk=job.bulk
+        )
+        queued = self._enqueue_changed(job, summaries, every=True)
+        seen = [*job.payload.get("seen", []), *(int(s["id"]) for s in summaries)]
+        if summaries:
+            payload = {"after": after, "page": page + 1, "seen": seen}
+            key = f"reconcile:{job.athlete_id}:{page + 1}"
+            self.queue.put("reconcile", athlete_id=job.athlete_id,
+                           priority=job.priority, payload=payload, key=key)  # fmt: skip
+            return {"page": page, "listed": len(summaries), "queued": queued}
+        gone = self._enqueue_missing(job, after, set(seen))
+        return {"page": page, "listed": 0, "queued": queued, "deleted": gone}
+
+    def _enqueue_missing(self, job: Job, after: int, seen: set[int]) -> int:
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(after))
+        rows = self.queue.store.db.execute(
+            "SELECT activity_id FROM ledger WHERE athlete_id = ? AND "
+            "start_date >= ? AND state != 'deleted'",
+            (job.athlete_id, since),
+        ).fetchall()
+        missing = [int(r["activity_id"]) for r in rows if r["activity_id"] not in seen]
+        for activity_id in missing:
+            self.queue.cancel(f"import:{job.athlete_id}:{activity_id}")
+            self.queue.put("delete", athlete_id=job.athlete_id,
+                           object_id=activity_id, priority=job.priority)  # fmt: skip
+        return len(missing)
+
+    def _enqueue_changed(
+        self, job: Job, summaries: list[dict[str, Any]], every: bool = False
+    ) -> int:
+        """Enqueue imports of listed activities whose summary changed (or all)."""
         queued = 0
         for summary in summaries:
             self.importer.remember_summary(job.athlete_id or 0, summary)
             row = self.importer.ledger(int(summary["id"]))
             fresh = row is not None and row["level"] == "detail"
-            if fresh and row["imported_hash"] == row["summary_hash"]:
+            if fresh and row["imported_hash"] == row["summary_hash"] and not every:
                 continue
             self.queue.put(
                 "import",

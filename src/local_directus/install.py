@@ -98,7 +98,12 @@ def is_installed(installation: Installation) -> bool:
 def install_directus(installation: Installation) -> None:
     """Run npm ci from the committed lock, then build the native modules."""
     node, folder = installation.node, installation.directory
-    log.info("event=directus_install version=%s folder=%s", node.version, folder)
+    log.info(
+        "event=directus_install version=%s node=%s folder=%s",
+        installation.directus_version,
+        node.version,
+        folder,
+    )
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     for name in ("package.json", "package-lock.json"):

@@ -416,6 +416,8 @@ def _motion(spec: ActivitySpec, plan: streams.Plan | None) -> dict[str, Any]:
         }
     )
     body.update(_upload(spec, upload=True))
+    effort = plan.moving_time / 60 * (figures.average_heartrate - 95) / 45
+    body["suffer_score"] = float(round(max(1.0, effort)))
     return body
 
 

@@ -336,7 +336,7 @@ async def token(request: Request) -> Response:
             access, refresh = sim.tokens.renew(
                 client_id, values.get("refresh_token", "")
             )
-            body = token_body(sim, access, refresh)
+            body = refresh_body(sim, access, refresh)
         else:
             raise bad_request("RequestToken", "grant_type")
     except StravaError as error:
@@ -357,13 +357,22 @@ def token_body(
     }
 
 
+def refresh_body(
+    sim: Simulator, access: AccessToken, refresh: RefreshToken
+) -> dict[str, Any]:
+    """A refresh response, in the key order Strava used for it."""
+    body = token_body(sim, access, refresh)
+    order = ("token_type", "access_token", "expires_at", "expires_in", "refresh_token")
+    return {key: body[key] for key in order}
+
+
 def athlete_summary(sim: Simulator, athlete_id: int) -> dict[str, Any]:
     """The athlete object sent with the first token exchange."""
     detailed = sim.athlete_body(athlete_id)
     keys = (
-        "id", "username", "resource_state", "firstname", "lastname", "bio", "city",
+        "id", "username", "resource_state", "firstname", "lastname", "city",
         "state", "country", "sex", "premium", "summit", "created_at", "updated_at",
-        "badge_type_id", "weight", "profile_medium", "profile", "friend", "follower",
+        "badge_type_id", "profile_medium", "profile", "friend", "follower",
     )  # fmt: skip
     summary = {key: detailed[key] for key in keys}
     summary["resource_state"] = 2

@@ -194,7 +194,11 @@ def plan_track(request: TrackRequest) -> Plan:
     else:
         moving = max(60, int(distance / request.speed))
     hills = tuple(
-        (request.hilliness * rng.uniform(0.3, 1.0) / cycles, cycles, rng.uniform(0, 6.28))
+        (
+            request.hilliness * rng.uniform(0.3, 1.0) / cycles,
+            cycles,
+            rng.uniform(0, 6.28),
+        )
         for cycles in (1, rng.randint(2, 5), rng.randint(6, 12))
     )
     return Plan(
