@@ -80,7 +80,12 @@ def consent(
         page.raise_for_status()
         form = ConsentForm(page.text)
         target = urllib.parse.urljoin(str(page.url), form.action)
-        answer = http.post(target, data=form.submit(decision, untick=untick))
+        fields = urllib.parse.urlencode(form.submit(decision, untick=untick))
+        answer = http.post(
+            target,
+            content=fields,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
     location = answer.headers["location"]
     return dict(urllib.parse.parse_qsl(urllib.parse.urlparse(location).query))
 

@@ -74,14 +74,16 @@ def test_gps_manual_and_day_long_activities_import_completely(
     gps = pick(
         sim,
         lambda a: (
-            a.get("map", {}).get("summary_polyline")
-            and a.get("elapsed_time", 0) < 80000
-            and a.get("visibility") != "only_me"
+            not a["manual"]
+            and 0 < a["points"] < 80_000
+            and a["visibility"] == "everyone"
+            and "<" not in a["name"]
         ),
     )
-    manual = pick(sim, lambda a: a.get("manual"))
-    day_long = pick(sim, lambda a: a.get("elapsed_time", 0) >= 86000)
-    for activity in (gps, manual, day_long):
+    manual = pick(sim, lambda a: a["manual"])
+    day_long = pick(sim, lambda a: a["points"] >= 86_400)
+    odd_name = pick(sim, lambda a: "<" in a["name"])
+    for activity in (gps, manual, day_long, odd_name):
         service.queue.put(
             "import", athlete_id=athlete, object_id=activity["id"], priority=INTERACTIVE
         )
@@ -92,7 +94,7 @@ def test_gps_manual_and_day_long_activities_import_completely(
     items = {i["id"]: i for i in admin.items(collection, limit=-1)}
     detail = sim_detail(service, athlete, gps["id"])
     item = items[_key(gps["id"])]
-    assert item["name"] == detail["name"].replace("\x07", "") or item["name"]
+    assert item["name"] == detail["name"]
     assert item["private_note"] == detail.get("private_note")
     assert item["description"] == detail.get("description")
     assert float(item["distance"]) == pytest.approx(detail["distance"], rel=1e-5)
@@ -109,6 +111,11 @@ def test_gps_manual_and_day_long_activities_import_completely(
     assert manual_item["route"] is None
     assert manual_item["places_status"] == "no_gps"
 
+    odd = items[_key(odd_name["id"])]
+    assert "\x07" not in odd["name"]
+    assert odd["name"] == odd_name["name"].replace("\x07", "")
+    assert_valid_gpx(admin.download(odd["gpx"]), odd_name["points"])
+
     day_item = items[_key(day_long["id"])]
     day_streams = sim_streams(service, athlete, day_long["id"])
     assert len(day_streams["latlng"]["data"]) >= 86_000
@@ -122,7 +129,7 @@ def test_reimport_of_an_unchanged_activity_writes_nothing(
 ) -> None:
     service, _, _ = rig
     athlete = service.tokens.connected()[0]["id"]
-    gps = pick(sim, lambda a: a.get("map", {}).get("summary_polyline"))
+    gps = pick(sim, lambda a: not a["manual"] and 0 < a["points"] < 80_000)
     first = service.importer.import_activity(athlete, gps["id"])
     again = service.importer.import_activity(athlete, gps["id"])
     assert first.wrote_item

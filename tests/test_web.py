@@ -1,9 +1,10 @@
 """The web pages, driven through Debian's Chromium against a real Directus.
 
-One service (with its worker), one Strava simulator and one local Directus
-serve the whole module; every test opens its own browser context, so
-cookies never leak from one test to the next. Screenshots of the status and
-activity pages, light and dark, land in artifacts/screenshots/.
+One service (with its worker) and one Strava simulator serve the whole
+module, against the session's SQLite Directus; every test opens its own
+browser context, so cookies never leak from one test to the next. Screenshots
+of the status and activity pages, light and dark, land in
+artifacts/screenshots/.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from directus_strava.schema import setup as setup_schema
 from directus_strava.service import Service
 from directus_strava.web import create_app
 from local_directus import Instance
-from local_directus import running as directus_running
 from strava_simulator import RunningSimulator, SimulatorConfig
 from strava_simulator import running as simulator_running
 
@@ -76,16 +76,10 @@ def _wait_until(check: Callable[[], Any], timeout: float = 30) -> Any:
 
 
 @pytest.fixture(scope="module")
-def web_directus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
-    with directus_running("sqlite", tmp_path_factory.mktemp("directus")) as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
 def site(
-    web_directus: Instance, tmp_path_factory: pytest.TempPathFactory
+    directus_sqlite: Instance, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
-    admin = DirectusClient(web_directus.url, web_directus.admin_token)
+    admin = DirectusClient(directus_sqlite.url, directus_sqlite.admin_token)
     setup_schema(admin, COLLECTION)
     admin.close()
     config = SimulatorConfig(seed=11, activities=6)
@@ -96,8 +90,8 @@ def site(
             strava_client_secret=strava.client_secret,
             strava_web_url=strava.base_url,
             strava_api_url=strava.api_url,
-            directus_url=web_directus.url,
-            directus_token=web_directus.admin_token,
+            directus_url=directus_sqlite.url,
+            directus_token=directus_sqlite.admin_token,
             directus_collection=COLLECTION,
             service_public_url=f"http://127.0.0.1:{port}",
             service_secret_key="test-secret-key-" + "x" * 32,
@@ -113,7 +107,7 @@ def site(
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         _wait_until(lambda: server.started, 20)
-        yield Site(f"http://127.0.0.1:{port}", service, web_directus, strava)
+        yield Site(f"http://127.0.0.1:{port}", service, directus_sqlite, strava)
         server.should_exit = True
         thread.join(20)
         service.close()
@@ -214,9 +208,7 @@ def test_connect_without_private_scope_explains(
     assert "activity:read_all" not in athletes[0]["scopes"]
 
 
-def test_connect_then_import_from_the_list(
-    site: Site, context: BrowserContext
-) -> None:
+def test_connect_then_import_from_the_list(site: Site, context: BrowserContext) -> None:
     page = context.new_page()
     _log_in(page, site)
     _connect(page, site, private=True)

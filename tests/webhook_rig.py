@@ -30,13 +30,17 @@ T = TypeVar("T")
 NAMES = itertools.count()
 
 
-def callback_app(service: Service, background: bool = True) -> Starlette:
-    """The webhook routes alone, with the worker and scheduler in threads."""
+def callback_app(service: Service, scheduler: bool = True) -> Starlette:
+    """The webhook routes alone, with the worker (and scheduler) in threads."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = threading.Event()
-        threads = service.start_background(stop) if background else []
+        if scheduler:
+            threads = service.start_background(stop)
+        else:
+            threads = [threading.Thread(target=service.worker.run, args=(stop,))]
+            threads[0].start()
         yield
         stop.set()
         for thread in threads:
@@ -46,10 +50,10 @@ def callback_app(service: Service, background: bool = True) -> Starlette:
 
 
 @contextlib.contextmanager
-def serving(service: Service, background: bool = True) -> Iterator[str]:
+def serving(service: Service, scheduler: bool = True) -> Iterator[str]:
     """Serve the callback on SERVICE_PORT; yields the callback URL."""
     config = uvicorn.Config(
-        callback_app(service, background),
+        callback_app(service, scheduler),
         host="127.0.0.1",
         port=service.settings.service_port,
         log_level="warning",
@@ -86,11 +90,20 @@ def item(admin: Any, collection: str, activity_id: int) -> dict[str, Any] | None
     return found[0] if found else None
 
 
-def gpx_files(admin: Any, activity_id: int) -> list[dict[str, Any]]:
-    """Directus files uploaded for an activity's GPX."""
-    params = {"filter[filename_download][_eq]": f"strava-{activity_id}.gpx"}
+def gpx_files(admin: Any, activity_id: int, since: str) -> list[dict[str, Any]]:
+    """Directus files uploaded for an activity's GPX since an ISO time."""
+    params = {
+        "filter[filename_download][_eq]": f"strava-{activity_id}.gpx",
+        "filter[uploaded_on][_gte]": since,
+    }
     result: list[dict[str, Any]] = admin.request("GET", "/files", params=params)
     return result
+
+
+def file_exists(admin: Any, file_id: str) -> bool:
+    """Whether a Directus file is still there."""
+    params = {"filter[id][_eq]": file_id}
+    return bool(admin.request("GET", "/files", params=params))
 
 
 def make_service(

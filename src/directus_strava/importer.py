@@ -11,16 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import posixpath
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from directus_strava import gpx, places, routes
+from directus_strava.archive import ArchiveActivity
 from directus_strava.directus import DirectusClient
 from directus_strava.mapping import Mapping_, clean_text, default_mapping
-from directus_strava.schema import GPX_FOLDER, ensure_folder
+from directus_strava.schema import upload_folder
 from directus_strava.settings import OnDelete
 from directus_strava.store import Store
 from directus_strava.strava import StravaClient
@@ -41,6 +43,14 @@ RICH_FIELDS = frozenset(
         "original_file",
     }
 )
+# Item fields an archive import may still write over an API import's values.
+ALWAYS_WRITTEN = frozenset({"id", "source", "synced_at"})
+ORIGINAL_TYPES = {
+    ".gz": "application/gzip",
+    ".fit": "application/vnd.ant.fit",
+    ".gpx": "application/gpx+xml",
+    ".tcx": "application/vnd.garmin.tcx+xml",
+}
 
 
 @dataclass
@@ -60,6 +70,7 @@ class Outcome:
     activity_id: int
     wrote_item: bool = False
     wrote_gpx: bool = False
+    wrote_original: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -94,16 +105,30 @@ class Importer:
         activity: Mapping[str, Any],
         streams: Mapping[str, list[Any]],
         source: str = "api",
+        original_file: str | None = None,
     ) -> Outcome:
-        """Write an activity with its streams: GPX, route, places, fields."""
+        """Write an activity with its streams: GPX, route, places, fields.
+
+        API and archive imports of one activity meet in one item. The API's
+        values win over the archive's, while an archive import after an API
+        import only fills the fields still empty; neither ever removes the
+        other's GPX or original file, and `source` becomes "both".
+        """
         activity_id = int(activity["id"])
         outcome = Outcome(activity_id)
         ledger = self.ledger(activity_id)
-        gpx_file = self._write_gpx(activity, streams, ledger, outcome)
-        extras = self._extras(activity, streams, "detail", source)
-        extras["gpx"] = gpx_file
+        gaps_only = source == "archive" and _source(ledger) in ("api", "both")
+        if gaps_only and ledger["gpx_file"]:
+            gpx_file: str | None = str(ledger["gpx_file"])
+        else:
+            gpx_file = self._write_gpx(activity, streams, ledger, outcome)
+        joined = _joined(_source(ledger), source)
+        extras = self._extras(activity, streams, "detail", joined)
+        extras.update(gpx=gpx_file, original_file=original_file)
         item = _without_none(self.config.mapping(activity, extras))
-        outcome.wrote_item = self._merge(item, ledger, athlete_id, "detail")
+        if gaps_only:
+            item = self._gaps(item)
+        outcome.wrote_item = self._merge(item, ledger, athlete_id, "detail", joined)
         if gpx_file is None:
             outcome.notes.append("no GPS: imported without route and GPX")
         log.debug(
@@ -114,8 +139,37 @@ class Importer:
         )
         return outcome
 
+    def write_archive(self, athlete_id: int, activity: ArchiveActivity) -> Outcome:
+        """Write one activity of a bulk export: item, GPX, route, original file.
+
+        A damaged or unreadable original is skipped (no GPX, no copy) and its
+        problem noted; the activity's row in activities.csv is written anyway.
+        """
+        summary = {**activity.summary, "athlete": {"id": athlete_id}}
+        ledger = self.ledger(int(summary["id"]))
+        usable = activity.problem is None
+        original = self._keep_original(activity, ledger) if usable else None
+        streams = activity.streams if usable else {}
+        outcome = self.write_detail(athlete_id, summary, streams, "archive", original)
+        outcome.wrote_original = original is not None and (
+            ledger is None or ledger["original_file"] != original
+        )
+        if activity.problem:
+            outcome.notes.append(activity.problem)
+        return outcome
+
+    def has_api_detail(self, activity_id: int) -> bool:
+        """True when the API's detail is in Directus and its summary unchanged."""
+        row = self.ledger(activity_id)
+        return (
+            row is not None
+            and row["level"] == "detail"
+            and _source(row) in ("api", "both")
+            and row["imported_hash"] == row["summary_hash"]
+        )
+
     def write_summaries(
-        self, athlete_id: int, summaries: list[Mapping[str, Any]]
+        self, athlete_id: int, summaries: Sequence[Mapping[str, Any]]
     ) -> int:
         """Write summary items in one batch; returns how many were written."""
         items = []
@@ -181,11 +235,12 @@ class Importer:
             (activity_id, athlete_id, error[:2000], time.time()),
         )
 
-    def folder(self, name: str) -> str:
-        """The id of one of our Directus folders (looked up once)."""
-        if name not in self._folders:
-            self._folders[name] = ensure_folder(self.directus, name)
-        return self._folders[name]
+    def folder(self, field: str) -> str | None:
+        """The folder files of a field go into (looked up once)."""
+        if field not in self._folders:
+            folder = upload_folder(self.directus, self.config.collection, field)
+            self._folders[field] = folder or ""
+        return self._folders[field] or None
 
     def _summary_item(self, summary: Mapping[str, Any], deeper: bool) -> dict[str, Any]:
         extras = self._extras(summary, {}, "summary", "api")
@@ -240,7 +295,7 @@ class Importer:
             document,
             name,
             "application/gpx+xml",
-            self.folder(GPX_FOLDER),
+            self.folder("gpx"),
             title,
             replace=existing,
         )
@@ -249,7 +304,12 @@ class Importer:
         return file_id
 
     def _merge(
-        self, item: dict[str, Any], ledger: Any, athlete_id: int, level: str
+        self,
+        item: dict[str, Any],
+        ledger: Any,
+        athlete_id: int,
+        level: str,
+        source: str | None = None,
     ) -> bool:
         digest = _hash(item)
         if ledger is not None and ledger["item_hash"] == digest:
@@ -257,7 +317,47 @@ class Importer:
         stamped = {**item, "synced_at": _now_iso()}
         self.directus.merge(self.config.collection, [stamped])
         self._record(int(item["id"]), athlete_id, level, digest)
+        if source is not None:
+            self.store.db.execute(
+                "UPDATE ledger SET source = ? WHERE activity_id = ?",
+                (source, int(item["id"])),
+            )
         return True
+
+    def _gaps(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The part of an archive item that fills fields still empty."""
+        found = self.directus.items_by_id(self.config.collection, [int(item["id"])])
+        existing = found[0] if found else {}
+        return {
+            key: value
+            for key, value in item.items()
+            if key in ALWAYS_WRITTEN or existing.get(key) is None
+        }
+
+    def _keep_original(self, activity: ArchiveActivity, ledger: Any) -> str | None:
+        """Upload the export's original file once; returns its file id."""
+        if activity.original_bytes is None or activity.original_name is None:
+            return None
+        if ledger is not None and ledger["original_file"]:
+            return str(ledger["original_file"])
+        name = posixpath.basename(activity.original_name)
+        mime = ORIGINAL_TYPES.get(posixpath.splitext(name)[1].lower(), "")
+        title = clean_text(activity.summary.get("name"), 200) or name
+        file_id = self.directus.upload(
+            activity.original_bytes,
+            name,
+            mime or "application/octet-stream",
+            self.folder("original_file"),
+            title,
+        )
+        self.store.db.execute(
+            "INSERT INTO ledger(activity_id, athlete_id, state, original_file, "
+            "updated_at) VALUES (?, 0, 'listed', ?, ?) "
+            "ON CONFLICT(activity_id) DO UPDATE SET "
+            "original_file = excluded.original_file",
+            (int(activity.summary["id"]), file_id, time.time()),
+        )
+        return file_id
 
     def ledger(self, activity_id: int) -> Any:
         """What the ledger knows of an activity (None if nothing)."""
@@ -297,7 +397,7 @@ class Importer:
         )
 
     def _remember_summaries(
-        self, athlete_id: int, summaries: list[Mapping[str, Any]]
+        self, athlete_id: int, summaries: Sequence[Mapping[str, Any]]
     ) -> None:
         """Keep what the list showed, for the pages' import state."""
         for summary in summaries:
@@ -323,6 +423,22 @@ class Importer:
                 time.time(),
             ),
         )
+
+
+def _source(ledger: Any) -> str | None:
+    # Rows written before the ledger knew sources came from the API.
+    if ledger is None:
+        return None
+    if ledger["source"]:
+        return str(ledger["source"])
+    return "api" if ledger["level"] == "detail" else None
+
+
+def _joined(before: str | None, now: str) -> str:
+    """The item's source after an import from `now` on top of `before`."""
+    if before in (None, now):
+        return now
+    return "both"
 
 
 def _summary_hash(summary: Mapping[str, Any]) -> str:

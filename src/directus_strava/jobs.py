@@ -61,18 +61,25 @@ class Queue:
         priority: int = LIVE,
         payload: dict[str, Any] | None = None,
         key: str | None = None,
+        not_before: float = 0.0,
     ) -> None:
-        """Add a job, or merge it into a waiting job with the same key."""
+        """Add a job, or merge it into a waiting job with the same key.
+
+        `not_before` holds the job back; merging keeps the later of the two,
+        so a burst of events for one activity keeps pushing its import back
+        and ends in one import.
+        """
         key = key or f"{kind}:{athlete_id}:{object_id}"
         now = time.time()
         self.store.db.execute(
             "INSERT INTO jobs(kind, key, athlete_id, object_id, priority, payload, "
-            "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?) "
+            "not_before, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT(key) WHERE state = 'waiting' DO UPDATE SET "
             "priority = min(priority, excluded.priority), "
+            "not_before = max(not_before, excluded.not_before), "
             "payload = excluded.payload, updated_at = excluded.updated_at",
             (kind, key, athlete_id, object_id, priority,
-             json.dumps(payload or {}), now, now),
+             json.dumps(payload or {}), not_before, now, now),
         )  # fmt: skip
 
     def take(self, now: float, max_priority: int | None = None) -> Job | None:

@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 GPX_FOLDER = "Strava GPX"
 ORIGINALS_FOLDER = "Strava originals"
 SERVICE_ROLE = "Strava importer"
-SERVICE_EMAIL = "strava-importer@directus-strava.invalid"
-PROBE = "directus_strava_probe"
+SERVICE_EMAIL = "strava-importer@example.org"
+PROBE = "strava_import_probe"
 
 
 def _field(
@@ -43,8 +43,11 @@ def _field(
     return field
 
 
-def activity_fields(spatial: bool) -> list[dict[str, Any]]:
+def activity_fields(
+    spatial: bool, folders: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Every field of the activities collection, in display order."""
+    folders = folders or {}
     route = _geo("route", "LineString", spatial)
     start = _geo("start_point", "Point", spatial)
     return [
@@ -100,8 +103,20 @@ def activity_fields(spatial: bool) -> list[dict[str, Any]]:
         _field("detail_level", "string", note="summary or detail"),
         _field("source", "string", note="api, archive or both"),
         _field("deleted_on_strava", "boolean", "boolean"),
-        _field("gpx", "uuid", "file", special=["file"]),
-        _field("original_file", "uuid", "file", special=["file"]),
+        _field(
+            "gpx",
+            "uuid",
+            "file",
+            special=["file"],
+            options={"folder": folders.get(GPX_FOLDER)},
+        ),
+        _field(
+            "original_file",
+            "uuid",
+            "file",
+            special=["file"],
+            options={"folder": folders.get(ORIGINALS_FOLDER)},
+        ),
         route,
         start,
         _field("raw", "json", "input-code", options={"language": "JSON"}),
@@ -134,20 +149,21 @@ def setup(
 ) -> SetupReport:
     """Create (or complete) the collection, folders, relations and map preset."""
     spatial = has_spatial(directus)
+    folders = {
+        name: ensure_folder(directus, name) for name in (GPX_FOLDER, ORIGINALS_FOLDER)
+    }
     existing = _existing_fields(directus, collection)
     if existing is None:
         _create_collection(directus, collection)
         existing = {"id"}
     created = []
-    for field in activity_fields(spatial):
+    for field in activity_fields(spatial, folders):
         if field["field"] not in existing:
             directus.request("POST", f"/fields/{collection}", json=field)
             created.append(field["field"])
     _relate_files(directus, collection, created)
-    folder = ensure_folder(directus, GPX_FOLDER)
-    ensure_folder(directus, ORIGINALS_FOLDER)
     _map_preset(directus, collection)
-    report = SetupReport(collection, spatial, created, folder)
+    report = SetupReport(collection, spatial, created, folders[GPX_FOLDER])
     if service_user:
         report.service_token = _service_user(directus, collection)
     log.info(
@@ -175,6 +191,15 @@ def has_spatial(directus: DirectusClient) -> bool:
     finally:
         _drop(directus, PROBE)
     return True
+
+
+def upload_folder(directus: DirectusClient, collection: str, field: str) -> str | None:
+    """The folder a file field uploads into, as setup configured it."""
+    # Directus 12.4.0 answers every non-admin read of /folders with a 500, so
+    # the service user learns the folder from the field's own options.
+    meta = directus.request("GET", f"/fields/{collection}/{field}").get("meta") or {}
+    folder = (meta.get("options") or {}).get("folder")
+    return str(folder) if folder else None
 
 
 def ensure_folder(directus: DirectusClient, name: str) -> str:
@@ -301,27 +326,31 @@ def _service_policy(directus: DirectusClient, collection: str) -> str:
         "GET", "/policies", params={"filter[name][_eq]": SERVICE_ROLE}
     )
     if found:
-        return str(found[0]["id"])
-    body = {"name": SERVICE_ROLE, "app_access": False, "admin_access": False}
-    policy = str(directus.request("POST", "/policies", json=body)["id"])
-    grants = [
-        (collection, ("create", "read", "update", "delete")),
-        ("directus_files", ("create", "read", "update", "delete")),
-        ("directus_folders", ("read",)),
+        policy = str(found[0]["id"])
+    else:
+        body = {"name": SERVICE_ROLE, "app_access": False, "admin_access": False}
+        policy = str(directus.request("POST", "/policies", json=body)["id"])
+    granted = {
+        (row["collection"], row["action"])
+        for row in directus.request(
+            "GET", "/permissions", params={"filter[policy][_eq]": policy, "limit": -1}
+        )
+    }
+    wanted = [
+        (target, action)
+        for target in (collection, "directus_files")
+        for action in ("create", "read", "update", "delete")
     ]
-    for target, actions in grants:
-        for action in actions:
-            directus.request(
-                "POST",
-                "/permissions",
-                json={
-                    "policy": policy,
-                    "collection": target,
-                    "action": action,
-                    "fields": ["*"],
-                    "permissions": {},
-                },
-            )
+    for target, action in wanted:
+        if (target, action) not in granted:
+            body = {
+                "policy": policy,
+                "collection": target,
+                "action": action,
+                "fields": ["*"],
+                "permissions": {},
+            }
+            directus.request("POST", "/permissions", json=body)
     return policy
 
 

@@ -72,6 +72,10 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: where an imported activity's detail came from (api, archive, both).
+    """
+    ALTER TABLE ledger ADD COLUMN source TEXT;
+    """,
 ]
 
 

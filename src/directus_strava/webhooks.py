@@ -40,6 +40,9 @@ SUBSCRIPTION_KEY = "webhook_subscription_id"
 LAST_EVENT_KEY = "webhook_last_event_at"
 # The time of the last event is written at most this often (seconds).
 LAST_EVENT_EVERY = 30.0
+# An import waits this long after the last event for its activity, so a burst
+# of edits (or Strava's retries) ends in one import.
+SETTLE_SECONDS = 2.0
 
 
 def _derive(secret_key: str, label: str) -> str:
@@ -148,7 +151,13 @@ class Intake:
                 self.queue.cancel(f"import:{owner}:{target}")
                 self.queue.put("delete", athlete_id=owner, object_id=target)
             return "delete"
-        self.queue.put("import", athlete_id=owner, object_id=target, priority=LIVE)
+        self.queue.put(
+            "import",
+            athlete_id=owner,
+            object_id=target,
+            priority=LIVE,
+            not_before=self.clock.now() + SETTLE_SECONDS,
+        )
         return "import"
 
     def _note_arrival(self) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from directus_strava import backfill
 from directus_strava.budget import RateBudget
 from directus_strava.clock import Clock
 from directus_strava.errors import (
@@ -25,14 +26,23 @@ from directus_strava.errors import (
     StravaUnavailable,
 )
 from directus_strava.importer import Importer
-from directus_strava.jobs import MAX_ATTEMPTS, SYNC, Job, Queue
+from directus_strava.jobs import BULK, MAX_ATTEMPTS, SYNC, Job, Queue
 from directus_strava.oauth import Tokens
 from directus_strava.strava import PAGE_SIZE
 
 log = logging.getLogger(__name__)
 
 # Strava requests each kind of job spends, checked against the budget first.
-COSTS = {"import": 2, "list": 1, "sync": 1, "backfill": 1, "reconcile": 1}
+COSTS = {
+    "import": 2,
+    "deepen": 2,
+    "list": 1,
+    "sync": 1,
+    "backfill": 1,
+    "reconcile": 1,
+}
+# Bulk jobs are not even taken while the budget has no room for the dearest.
+BULK_GATE = max(COSTS.values())
 # Activities edited shortly before the last look are looked at again.
 SYNC_OVERLAP = 3 * 86400
 IDLE_POLL = 1.0
@@ -61,6 +71,8 @@ class Worker:
             "list": self._list,
             "sync": self._sync,
             "reconcile": self._reconcile,
+            "backfill": self._backfill,
+            "deepen": self._deepen,
         }
 
     def run(self, stop: threading.Event) -> None:
@@ -85,10 +97,18 @@ class Worker:
     def run_once(self) -> bool:
         """Run the most urgent due job; False when none was due."""
         now = self.clock.now()
-        job = self.queue.take(now)
+        # Leaving bulk jobs in the queue while the budget is spent spares
+        # taking and postponing thousands of them at every window's end.
+        gated = self._bulk_wait() > 0
+        job = self.queue.take(now, max_priority=BULK - 1 if gated else None)
         if job is None:
             return False
-        cost = COSTS.get(job.kind, 0)
+        if job.kind in backfill.KINDS and backfill.is_paused(
+            self.queue.store, job.athlete_id
+        ):
+            self.queue.later(job, now + backfill.PAUSED_FOR, "backfill paused", False)
+            return True
+        cost = self._cost(job)
         wait = self.budget.wait(cost=cost, bulk=job.bulk) if cost else 0.0
         if wait > 0:
             self.queue.later(job, now + wait, "waiting for Strava's rate budget", False)
@@ -149,13 +169,33 @@ class Worker:
         if job.kind == "import" and job.object_id and job.athlete_id:
             self.importer.mark_failed(job.object_id, job.athlete_id, str(exc))
 
+    def _bulk_wait(self) -> float:
+        return self.budget.wait(cost=BULK_GATE, bulk=True)
+
+    def _cost(self, job: Job) -> int:
+        if job.kind == "deepen" and self.importer.has_api_detail(job.object_id or 0):
+            return 0
+        return COSTS.get(job.kind, 0)
+
     def _idle_wait(self) -> float:
+        now = self.clock.now()
+        bulk_wait = self._bulk_wait()
         row = self.queue.store.db.execute(
-            "SELECT min(not_before) AS due FROM jobs WHERE state = 'waiting'"
+            "SELECT min(not_before) AS due FROM jobs WHERE state = 'waiting' "
+            "AND priority < ?",
+            (BULK if bulk_wait > 0 else BULK * 10 + 1,),
         ).fetchone()
-        if row["due"] is None:
+        bulk = self.queue.store.db.execute(
+            "SELECT min(not_before) AS due FROM jobs WHERE state = 'waiting' "
+            "AND priority >= ?",
+            (BULK,),
+        ).fetchone()
+        dues = [float(row["due"])] if row["due"] is not None else []
+        if bulk_wait > 0 and bulk["due"] is not None:
+            dues.append(max(float(bulk["due"]), now + bulk_wait))
+        if not dues:
             return IDLE_POLL
-        return max(0.0, min(float(row["due"]) - self.clock.now(), 60.0)) or 0.01
+        return max(0.0, min(min(dues) - now, 60.0)) or 0.01
 
     def _import(self, job: Job) -> dict[str, Any]:
         assert job.athlete_id
@@ -164,6 +204,63 @@ class Worker:
             job.athlete_id, job.object_id, bulk=job.bulk
         )
         return {"item": outcome.wrote_item, "gpx": outcome.wrote_gpx}
+
+    def _deepen(self, job: Job) -> dict[str, Any]:
+        """Detail and streams of one backfilled activity, unless already there."""
+        assert job.athlete_id
+        assert job.object_id
+        if self.importer.has_api_detail(job.object_id):
+            return {"skipped": True}
+        outcome = self.importer.import_activity(job.athlete_id, job.object_id, True)
+        return {"item": outcome.wrote_item, "gpx": outcome.wrote_gpx}
+
+    def _backfill(self, job: Job) -> dict[str, Any]:
+        """List one page of 200 into Directus; enqueue its deepening, newest first.
+
+        Re-running a page (after a crash) writes nothing new: summaries are
+        merged by hash, deepen jobs coalesce by key or are skipped by the
+        ledger, and the next page's job coalesces too.
+        """
+        assert job.athlete_id
+        assert self.importer.strava is not None
+        page, after, before = (job.payload.get(k) for k in ("page", "after", "before"))
+        page = int(page or 1)
+        summaries = self.importer.strava.activities(
+            job.athlete_id, page=page, after=after, before=before, bulk=True
+        )
+        written = self.importer.write_summaries(job.athlete_id, summaries)
+        queued = self._enqueue_deepening(job.athlete_id, summaries)
+        if summaries:
+            self.queue.put("backfill", athlete_id=job.athlete_id,
+                           priority=job.priority,
+                           payload={**job.payload, "page": page + 1},
+                           key=f"backfill:{job.athlete_id}:{page + 1}")  # fmt: skip
+        self._note_page(job.athlete_id, page, done=not summaries)
+        return {"page": page, "listed": len(summaries), "written": written,
+                "queued": queued}  # fmt: skip
+
+    def _enqueue_deepening(
+        self, athlete_id: int, summaries: list[dict[str, Any]]
+    ) -> int:
+        newest_first = sorted(
+            summaries, key=lambda s: str(s.get("start_date") or ""), reverse=True
+        )
+        queued = 0
+        for summary in newest_first:
+            if self.importer.has_api_detail(int(summary["id"])):
+                continue
+            self.queue.put("deepen", athlete_id=athlete_id,
+                           object_id=int(summary["id"]),
+                           priority=backfill.DEEPEN_PRIORITY)  # fmt: skip
+            queued += 1
+        return queued
+
+    def _note_page(self, athlete_id: int, page: int, done: bool) -> None:
+        plan = backfill.Plan.load(self.queue.store, athlete_id)
+        plan = plan or backfill.Plan(athlete_id)
+        plan.pages_listed = max(plan.pages_listed, page)
+        plan.listing_done = plan.listing_done or done
+        plan.save(self.queue.store)
 
     def _delete(self, job: Job) -> dict[str, Any]:
         assert job.object_id

@@ -10,6 +10,7 @@ from typing import TypeVar, cast
 
 import click
 
+from local_directus import demo
 from local_directus.errors import LocalDirectusError
 from local_directus.install import install
 from local_directus.instance import (
@@ -41,6 +42,8 @@ def main(verbose: bool) -> None:
     """Run a real local Directus for development, tests and the demo."""
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s %(message)s")
+    # httpx logs every readiness poll at INFO; keep -v to our own steps.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @main.command("install")
@@ -85,11 +88,28 @@ def status_command(directory: Path) -> None:
     """Say whether the instance in a folder is running and healthy."""
     instance = guarded(lambda: Instance.load(directory))
     alive = is_running(instance)
-    healthy = alive and is_healthy(instance.url)
+    healthy = alive and is_healthy(instance.url, instance.admin_token)
     state = "healthy" if healthy else "running, not healthy" if alive else "stopped"
     click.echo(f"{instance.flavour} at {instance.url} (pid {instance.pid}): {state}")
     if not healthy:
         raise SystemExit(1)
+
+
+@main.command("demo")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/demo"),
+    show_default=True,
+    help="Folder for the demo's Directus, simulator log and service data "
+    "(emptied at each start).",
+)
+@click.option("--port", default=8700, show_default=True, help="The service's port.")
+def demo_command(directory: Path, port: int) -> None:
+    """Run the demo: local Directus, simulated Strava and the service."""
+    logging.getLogger().setLevel(logging.INFO)
+    guarded(lambda: demo.run(directory, port))
 
 
 def guarded(action: Callable[[], T]) -> T:

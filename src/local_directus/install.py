@@ -42,10 +42,12 @@ class Installation:
     node: Node
     directory: Path
 
-    @property
-    def cli(self) -> Path:
-        """Return Directus's command-line script."""
-        return self.directory / "node_modules" / "directus" / "cli.js"
+    def command(self) -> list[str]:
+        """Return the command line that runs Directus's CLI."""
+        # directus/cli.js first asks registry.npmjs.org for a newer release
+        # (up to 8 s and a banner in the log); the API's own entry skips that.
+        entry = self.directory / "node_modules/@directus/api/dist/cli/run.js"
+        return [str(self.node.binary), str(entry)]
 
 
 def cache_root() -> Path:

@@ -74,8 +74,8 @@ class Instance:
 
 
 def default_directory(flavour: Flavour) -> Path:
-    """Return the folder used when the caller names none."""
-    return cache_root() / "instances" / flavour
+    """Return a new folder under the cache for a caller that names none."""
+    return cache_root() / "instances" / f"{flavour}-{secrets.token_hex(4)}"
 
 
 def start(
@@ -125,7 +125,7 @@ def launch(
     """Bootstrap and start Directus, then hand the admin a static token."""
     url = f"http://127.0.0.1:{port}"
     password = secrets.token_urlsafe(18)
-    settings = directus_settings(flavour, folder, url, db, password)
+    settings = directus_settings(installation, flavour, folder, url, db, password)
     write_env(folder / ".env", settings)
     env = {**installation.node.environment(), **settings}
 
@@ -133,8 +133,7 @@ def launch(
     bootstrap(installation, folder, env)
     process = spawn(installation, folder, env)
     try:
-        wait_healthy(url, process, folder / LOG_FILE)
-        token = grant_token(url, ADMIN_EMAIL, password)
+        token = wait_ready(url, password, process, folder / LOG_FILE)
     except BaseException:
         terminate(process.pid)
         raise
@@ -151,7 +150,12 @@ def launch(
 
 
 def directus_settings(
-    flavour: Flavour, folder: Path, url: str, database: str, password: str
+    installation: Installation,
+    flavour: Flavour,
+    folder: Path,
+    url: str,
+    database: str,
+    password: str,
 ) -> dict[str, str]:
     """Return the Directus environment for one development instance."""
     settings = {
@@ -169,6 +173,9 @@ def directus_settings(
         "STORAGE_LOCATIONS": "local",
         "STORAGE_LOCAL_ROOT": str(folder / "uploads"),
         "EXTENSIONS_PATH": str(folder / "extensions"),
+        # Directus looks for extension packages next to a package.json; the
+        # install's own has none, which keeps the start-up log quiet.
+        "PACKAGE_FILE_LOCATION": str(installation.directory),
     }
     return settings | database_settings(flavour, database)
 
@@ -189,6 +196,8 @@ def database_settings(flavour: Flavour, database: str) -> dict[str, str]:
 
 def write_env(path: Path, settings: dict[str, str]) -> None:
     """Write the settings as a .env file only the owner can read."""
+    for name in ("uploads", "extensions"):
+        (path.parent / name).mkdir(exist_ok=True)
     lines = "".join(f"{key}={value}\n" for key, value in settings.items())
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -197,17 +206,22 @@ def write_env(path: Path, settings: dict[str, str]) -> None:
 
 def bootstrap(installation: Installation, folder: Path, env: dict[str, str]) -> None:
     """Create Directus's tables and the admin user."""
-    command = [str(installation.node.binary), str(installation.cli), "bootstrap"]
+    command = [*installation.command(), "bootstrap"]
     with (folder / LOG_FILE).open("ab") as output:
-        done = subprocess.run(
-            command,
-            cwd=folder,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            timeout=START_TIMEOUT,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                command,
+                cwd=folder,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                timeout=START_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise LocalDirectusError(
+                f"directus bootstrap took over {START_TIMEOUT:.0f} s; see {output.name}"
+            ) from error
     if done.returncode != 0:
         raise LocalDirectusError(
             f"directus bootstrap failed (exit {done.returncode}):\n"
@@ -219,7 +233,7 @@ def spawn(
     installation: Installation, folder: Path, env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
     """Start the Directus server as the leader of a new process group."""
-    command = [str(installation.node.binary), str(installation.cli), "start"]
+    command = [*installation.command(), "start"]
     with (folder / LOG_FILE).open("ab") as output:
         return subprocess.Popen(
             command,
@@ -232,28 +246,46 @@ def spawn(
         )
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    """Wait until /server/health answers ok; fail early if Directus exits."""
+def wait_ready(
+    url: str, password: str, process: subprocess.Popen[bytes], log_path: Path
+) -> str:
+    """Wait until Directus answers, then return the admin's new static token."""
     deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
+    while not answers_ping(url):
         if process.poll() is not None:
             raise LocalDirectusError(
                 f"Directus exited with {process.returncode} while starting:\n"
                 + log_tail(log_path)
             )
-        if is_healthy(url):
-            return
+        if time.monotonic() > deadline:
+            raise LocalDirectusError(
+                f"Directus did not answer {url} within {START_TIMEOUT:.0f} s:\n"
+                + log_tail(log_path)
+            )
         time.sleep(0.5)
-    raise LocalDirectusError(
-        f"Directus did not answer {url}/server/health within {START_TIMEOUT:.0f} s:\n"
-        + log_tail(log_path)
-    )
+
+    token = grant_token(url, ADMIN_EMAIL, password)
+    if not is_healthy(url, token):
+        raise LocalDirectusError(
+            f"{url}/server/health is not ok:\n" + log_tail(log_path)
+        )
+    return token
 
 
-def is_healthy(url: str) -> bool:
-    """Tell whether Directus answers its health check with ok."""
+def answers_ping(url: str) -> bool:
+    """Tell whether Directus listens and answers its public ping."""
     try:
-        response = httpx.get(f"{url}/server/health", timeout=5.0)
+        response = httpx.get(f"{url}/server/ping", timeout=5.0)
+    except httpx.TransportError:
+        return False
+    return response.status_code == 200
+
+
+def is_healthy(url: str, token: str) -> bool:
+    """Tell whether /server/health answers ok (Directus 12 wants a user)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        response = httpx.get(f"{url}/server/health", headers=headers, timeout=10.0)
     except httpx.TransportError:
         return False
     return response.status_code == 200 and response.json().get("status") == "ok"
@@ -271,7 +303,7 @@ def grant_token(url: str, email: str, password: str) -> str:
         patched = client.patch("/users/me", json={"token": token}, headers=headers)
         if patched.status_code != 200:
             raise LocalDirectusError(
-                f"setting the admin token failed: {patched.status_code}"
+                f"setting the admin token failed with {patched.status_code}"
             )
     return token
 
@@ -286,7 +318,8 @@ def log_tail(path: Path, lines: int = 40) -> str:
 def stop(target: Instance | Path | str) -> None:
     """Stop an instance (or the one recorded in a folder) and drop its database."""
     instance = target if isinstance(target, Instance) else Instance.load(Path(target))
-    terminate(instance.pid)
+    if is_running(instance):
+        terminate(instance.pid)
     if instance.flavour == "postgres":
         postgres.drop_database(postgres.Server.from_environment(), instance.database)
     log.info("event=directus_stopped flavour=%s pid=%s", instance.flavour, instance.pid)
@@ -314,22 +347,42 @@ def signal_group(pid: int, sig: int) -> bool:
 
 
 def wait_gone(pid: int, timeout: float) -> bool:
-    """Wait until no process of the group is left; reap the leader if ours."""
+    """Wait until no live process of the group is left; reap the leader if ours."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        if not signal_group(pid, 0):
+        if not group_members(pid):
             return True
         time.sleep(0.1)
     return False
 
 
+def group_members(pgid: int) -> list[int]:
+    """Return the live (not zombie) processes of a process group."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        # A zombie's parent (maybe the process that started it) must reap it;
+        # it runs nothing and holds no port, so it counts as gone.
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
 def is_running(instance: Instance) -> bool:
-    """Tell whether the instance's process group still exists."""
+    """Tell whether the instance's Directus still runs under its recorded pid."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(instance.pid, os.WNOHANG)
-    return signal_group(instance.pid, 0)
+    # A pid recorded long ago may now belong to someone else: Directus runs
+    # in its instance folder, so a process elsewhere is not ours to signal.
+    try:
+        return os.readlink(f"/proc/{instance.pid}/cwd") == instance.directory
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

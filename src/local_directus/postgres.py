@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local_directus.errors import LocalDirectusError
+from local_directus.install import cache_lock, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,13 @@ def ensure_postgis(server: Server) -> None:
     control = Path(f"/usr/share/postgresql/{major}/extension/postgis.control")
     if control.exists():
         return
-    package = f"postgresql-{major}-postgis-3"
+    with cache_lock(cache_root()):  # apt refuses a second apt-get at once
+        if not control.exists():
+            apt_install_postgis(f"postgresql-{major}-postgis-3")
+
+
+def apt_install_postgis(package: str) -> None:
+    """Install PostGIS, refreshing apt's lists once if it does not know it."""
     log.info("event=postgis_install package=%s", package)
     if not apt_install(package):
         apt(["update"])
