@@ -91,7 +91,8 @@ def test_gps_manual_and_day_long_activities_import_completely(
     assert service.queue.counts()["failed"] == 0, service.queue.listing("failed")
 
     admin = DirectusClient(directus.url, directus.admin_token)
-    items = {i["id"]: i for i in admin.items(collection, limit=-1)}
+    # PostgreSQL returns bigInteger keys as strings.
+    items = {int(i["id"]): i for i in admin.items(collection, limit=-1)}
     detail = sim_detail(service, athlete, gps["id"])
     item = items[_key(gps["id"])]
     assert item["name"] == detail["name"]

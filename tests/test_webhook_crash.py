@@ -92,6 +92,9 @@ def test_sigkill_mid_burst_loses_no_acknowledged_event_and_doubles_nothing(
 ) -> None:
     sim.control.reset()
     sim.control.settings(webhook_retry_delay=0.05)
+    # 40 new activities cost 80 reads: more than a new app's 100 per quarter
+    # hour once the first history sync is counted.
+    sim.control.set_rate_limits(read_15min=1000, overall_15min=2000, reset=True)
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 1))
     service, admin, collection = make_service(sim, directus_instance, tmp_path)
     athlete = connect(service).athlete_id
@@ -145,4 +148,3 @@ def _drained(store: Store) -> bool:
         "SELECT count(*) FROM jobs WHERE state IN ('waiting', 'running')"
     ).fetchone()
     return int(row[0]) == 0
-

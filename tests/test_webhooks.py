@@ -93,6 +93,11 @@ def imported(rig: Rig, activity_id: int) -> dict[str, Any] | None:
     return found if found and found.get("detail_level") == "detail" else None
 
 
+def last_sync(service: Service) -> int | None:
+    row = service.store.db.execute("SELECT last_sync_at FROM athletes").fetchone()
+    return int(row[0]) if row[0] else None
+
+
 def drained(rig: Rig) -> bool:
     counts = rig.service.queue.counts()
     return counts["waiting"] == 0 and counts["running"] == 0
@@ -179,8 +184,10 @@ def test_delete_with_mark_keeps_the_item_marked(
         eventually(lambda: imported(rig, activity_id), what="created item")
         rig.sim.control.delete_activity(activity_id)
         kept = eventually(
-            lambda: (imported(rig, activity_id) or {}).get("deleted_on_strava")
-            and imported(rig, activity_id),
+            lambda: (
+                (imported(rig, activity_id) or {}).get("deleted_on_strava")
+                and imported(rig, activity_id)
+            ),
             what="marked item",
         )
         assert file_exists(rig.admin, kept["gpx"])
@@ -272,8 +279,7 @@ def test_polling_with_webhooks_off_brings_a_new_activity_within_an_interval(
     )
     rig = Rig(service, admin, collection, athlete, sim)
     with serving(service):
-        eventually(lambda: service.store.db.execute(
-            "SELECT last_sync_at FROM athletes").fetchone()[0], what="first poll")  # fmt: skip
+        eventually(lambda: last_sync(service), what="first poll")
         eventually(lambda: drained(rig), what="first poll imported")
         created = sim.control.create_activity(athlete, name="Polled ride")
         started = time.monotonic()
@@ -288,9 +294,7 @@ def test_polling_with_webhooks_off_brings_a_new_activity_within_an_interval(
 def test_reconciliation_catches_silent_edits_and_missed_deletions(rig: Rig) -> None:
     listed = rig.sim.control.activities(rig.athlete)
     for summary in listed:
-        rig.service.queue.put(
-            "import", athlete_id=rig.athlete, object_id=summary["id"]
-        )
+        rig.service.queue.put("import", athlete_id=rig.athlete, object_id=summary["id"])
     eventually(lambda: drained(rig), what="imported")
     edited, gone = listed[0]["id"], listed[1]["id"]
     rig.service.subscriptions.delete()  # Strava stops telling us anything

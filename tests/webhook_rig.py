@@ -63,7 +63,8 @@ def serving(service: Service, scheduler: bool = True) -> Iterator[str]:
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "no server"
+        assert thread.is_alive(), "the callback server stopped"
+        assert time.monotonic() < deadline, "the callback server did not start"
         time.sleep(0.01)
     try:
         yield webhooks.callback_url(service.settings)
