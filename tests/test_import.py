@@ -101,6 +101,9 @@ def test_gps_manual_and_day_long_activities_import_completely(
     assert float(item["distance"]) == pytest.approx(detail["distance"], rel=1e-5)
     assert item["moving_time"] == detail["moving_time"]
     assert item["detail_level"] == "detail"
+    assert item["places_status"] == "ok"
+    assert len(item["start_country_code"]) == 2
+    assert item["start_city"]
     assert item["route"]["type"] == "LineString"
     assert len(item["route"]["coordinates"]) >= 2
     gpx = admin.download(item["gpx"])

@@ -5,18 +5,24 @@ from __future__ import annotations
 import functools
 import http.server
 import logging
+import pathlib
 import sys
 import threading
 import urllib.parse
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 import uvicorn
+from tqdm import tqdm
 
+from directus_strava import backfill
 from directus_strava import settings as settings_module
+from directus_strava.archive import count_activities
 from directus_strava.directus import DirectusClient
-from directus_strava.errors import DirectusStravaError, OAuthError
+from directus_strava.errors import ConfigError, DirectusStravaError, OAuthError
+from directus_strava.importer import ArchiveReport, import_archive, refresh_places
 from directus_strava.jobs import INTERACTIVE, SYNC
 from directus_strava.oauth import Connection
 from directus_strava.schema import setup as setup_schema
@@ -365,6 +371,142 @@ def serve() -> None:
         )
     finally:
         service.close()
+
+
+@cli.command(name="backfill")
+@click.option("--athlete", type=int, help="Only this athlete.")
+@click.option("--after", type=click.DateTime(["%Y-%m-%d"]), help="From (UTC).")
+@click.option("--before", type=click.DateTime(["%Y-%m-%d"]), help="Until (UTC).")
+@click.option("--pause", "action", flag_value="pause", help="Hold the backfill.")
+@click.option("--resume", "action", flag_value="resume", help="Go on after --pause.")
+@click.option("--status", "action", flag_value="status", help="Only show progress.")
+@click.option("--no-wait", is_flag=True, help="Only enqueue; the service works it.")
+@_reported
+def backfill_command(
+    athlete: int | None,
+    after: datetime | None,
+    before: datetime | None,
+    action: str | None,
+    no_wait: bool,
+) -> None:
+    """Import the whole history: summaries first, then every detail."""
+    service = _service()
+    if action == "status":
+        _show_progress(service)
+        return
+    for athlete_id in _athletes(service, athlete):
+        if action == "pause":
+            backfill.pause(service.queue, athlete_id, service.clock.now())
+        elif action == "resume":
+            backfill.resume(service.queue, athlete_id)
+        else:
+            backfill.start(service.queue, athlete_id, _epoch(after), _epoch(before))
+    if action == "pause" or no_wait:
+        _show_progress(service)
+        return
+    _drain_with_bar(service)
+
+
+def _epoch(moment: datetime | None) -> int | None:
+    return int(moment.replace(tzinfo=UTC).timestamp()) if moment else None
+
+
+def _show_progress(service: Service) -> None:
+    progress = backfill.backfill_progress(service.store, service.budget)
+    for athlete in progress["athletes"]:
+        state = "paused" if athlete["paused"] else "finished" if athlete[
+            "finished"] else "running"  # fmt: skip
+        click.echo(
+            f"athlete {athlete['athlete_id']}: {athlete['done']}/{athlete['total']} "
+            f"deepened, {state}"
+        )
+    click.echo(f"estimated finish: {_when(progress['estimated_finish'])}")
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "unknown until Strava reports its limits"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _drain_with_bar(service: Service) -> None:
+    """Work the queue in a thread while a progress bar follows the ledger."""
+    stop = threading.Event()
+    worker = threading.Thread(target=service.worker.drain, args=(stop,), daemon=True)
+    worker.start()
+    with tqdm(unit="activity", desc="backfill") as bar:
+        try:
+            while worker.is_alive():
+                _update_bar(bar, service)
+                worker.join(0.5)
+        except KeyboardInterrupt:
+            stop.set()
+            worker.join()
+        _update_bar(bar, service)
+    _report_failures(service)
+
+
+def _update_bar(bar: tqdm[Any], service: Service) -> None:
+    progress = backfill.backfill_progress(service.store, service.budget)
+    bar.total, bar.n = progress["total"], progress["done"]
+    bar.set_postfix_str(f"finish {_when(progress['estimated_finish'])}")
+
+
+@cli.command(name="import-archive")
+@click.argument(
+    "path", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path)
+)
+@click.option("--athlete", type=int, help="Whose archive (default: the only one).")
+@_reported
+def import_archive_command(path: pathlib.Path, athlete: int | None) -> None:
+    """Import Strava's bulk export zip (no Strava requests at all)."""
+    service = _service()
+    owner = athlete or _only_athlete(service)
+    total = count_activities(path)
+    with tqdm(total=total, unit="activity", desc="archive") as bar:
+
+        def shown(report: ArchiveReport) -> None:
+            bar.update(report.activities - bar.n)
+            bar.set_postfix(files=report.files, items=report.items)
+
+        report = import_archive(service.importer, path, owner, shown)
+    for problem in report.problems:
+        click.secho(f"skipped: {problem}", fg="yellow", err=True)
+    click.echo(
+        f"{report.activities} activities read, {report.items} items and "
+        f"{report.files} files written, {len(report.problems)} problems"
+    )
+
+
+def _only_athlete(service: Service) -> int:
+    ids = [int(row["id"]) for row in service.tokens.connected()]
+    if len(ids) != 1:
+        raise ConfigError(
+            "The archive does not name its athlete: pass --athlete with the "
+            "Strava athlete id the activities belong to."
+        )
+    return ids[0]
+
+
+@cli.command()
+@click.option(
+    "--refresh",
+    is_flag=True,
+    required=True,
+    help="Write place names for activities that have none yet.",
+)
+@click.option(
+    "--all", "everything", is_flag=True, help="With --refresh: recompute all."
+)
+@_reported
+def places(refresh: bool, everything: bool) -> None:
+    """Fill start and end place names offline (no Strava request)."""
+    settings = settings_module.load()
+    directus = DirectusClient(
+        settings.directus(), settings.directus_token.get_secret_value()
+    )
+    done = refresh_places(directus, settings.directus_collection, everything)
+    click.echo(f"place names written for {done} activities")
 
 
 def main() -> None:

@@ -13,14 +13,16 @@ import json
 import logging
 import posixpath
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from directus_strava import gpx, places, routes
-from directus_strava.archive import ArchiveActivity
+from directus_strava.archive import ArchiveActivity, read_archive
 from directus_strava.directus import DirectusClient
+from directus_strava.errors import DirectusError, DirectusUnavailable
 from directus_strava.mapping import Mapping_, clean_text, default_mapping
 from directus_strava.schema import upload_folder
 from directus_strava.settings import OnDelete
@@ -116,6 +118,9 @@ class Importer:
         """
         activity_id = int(activity["id"])
         outcome = Outcome(activity_id)
+        # The ledger learns the start date too, which reconciliation's window
+        # needs for activities imported by id (webhooks, `import`).
+        self.remember_summary(athlete_id, activity)
         ledger = self.ledger(activity_id)
         gaps_only = source == "archive" and _source(ledger) in ("api", "both")
         if gaps_only and ledger["gpx_file"]:
@@ -425,6 +430,48 @@ class Importer:
         )
 
 
+@dataclass
+class ArchiveReport:
+    """What an archive import did, for the CLI."""
+
+    activities: int = 0
+    items: int = 0
+    files: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def import_archive(
+    importer: Importer,
+    path: Path,
+    athlete_id: int,
+    progress: Callable[[ArchiveReport], None] = lambda report: None,
+) -> ArchiveReport:
+    """Import a Strava bulk export zip, one activity at a time, no API calls.
+
+    A damaged file or an activity Directus refuses is reported and skipped;
+    Directus being down stops the import, and running it again carries on
+    (unchanged items and kept originals are not written twice).
+    """
+    report = ArchiveReport()
+    for activity in read_archive(path):
+        report.activities += 1
+        try:
+            outcome = importer.write_archive(athlete_id, activity)
+        except DirectusUnavailable:
+            raise
+        except DirectusError as exc:
+            report.problems.append(f"activity {activity.summary['id']}: {exc}")
+        else:
+            report.items += outcome.wrote_item
+            report.files += outcome.wrote_gpx + outcome.wrote_original
+            report.problems.extend([activity.problem] if activity.problem else [])
+        progress(report)
+    log.info("event=archive_imported file=%s activities=%s items=%s files=%s "
+             "problems=%s", path.name, report.activities, report.items,
+             report.files, len(report.problems))  # fmt: skip
+    return report
+
+
 def _source(ledger: Any) -> str | None:
     # Rows written before the ledger knew sources came from the API.
     if ledger is None:
@@ -478,3 +525,46 @@ def _hash(item: Mapping[str, Any]) -> str:
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def refresh_places(
+    directus: DirectusClient, collection: str, everything: bool = False
+) -> int:
+    """Fill place names from what Directus already holds; no Strava request."""
+    done, page = 0, 1
+    while True:
+        params: dict[str, Any] = {
+            "fields": "id,raw,start_point,route",
+            "limit": 200,
+            "sort": "id",
+            "page": page,
+        }
+        if not everything:
+            # Updated items leave the filter, so the first page is always next.
+            params["filter[places_status][_null]"] = "true"
+        items = directus.items(collection, **params)
+        if not items:
+            return done
+        updates = [
+            {"id": item["id"], **places.place_fields(_ends(item))} for item in items
+        ]
+        directus.merge(collection, updates)
+        done += len(updates)
+        page += 1 if everything else 0
+
+
+def _ends(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Start and end [lat, lng] of an item, from its raw copy or its geometry."""
+    raw = item.get("raw") or {}
+    start = raw.get("start_latlng") or _latlng(item.get("start_point"), 0)
+    end = raw.get("end_latlng") or _latlng(item.get("route"), -1)
+    return {"start_latlng": start, "end_latlng": end}
+
+
+def _latlng(geometry: Mapping[str, Any] | None, index: int) -> list[float] | None:
+    if not geometry:
+        return None
+    coordinates = geometry.get("coordinates") or []
+    if geometry.get("type") == "LineString":
+        coordinates = coordinates[index] if coordinates else []
+    return [coordinates[1], coordinates[0]] if len(coordinates) == 2 else None

@@ -36,6 +36,7 @@ from directus_strava import webhooks
 from directus_strava.access import SESSION_COOKIE, Doorkeeper, Session, Visitor
 from directus_strava.errors import (
     AccessDenied,
+    DirectusError,
     DirectusStravaError,
     DirectusUnavailable,
     OAuthError,
@@ -119,7 +120,7 @@ class Site:
         self.secure = self.base.startswith("https://")
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters.update(km=_km, when=_when, ago=_ago)
-        self._health: tuple[float, bool] = (0.0, False)
+        self._health: tuple[float, str] = (0.0, "unreachable")
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -244,26 +245,44 @@ class Site:
     # Open pages -------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
-        """Directus reachability, token health and queue depth, for monitors."""
+        """Directus and its token, Strava tokens, subscription, queue depth."""
         report = await run_in_threadpool(self._health_report)
         status = 200 if report["status"] == "ok" else 503
         return JSONResponse(report, status_code=status)
 
     def _health_report(self) -> dict[str, Any]:
-        checked_at, reachable = self._health
+        checked_at, directus = self._health
         if time.monotonic() - checked_at > HEALTH_CACHE_SECONDS:
-            reachable = self.service.directus.health()
-            self._health = (time.monotonic(), reachable)
+            directus = self._directus_health()
+            self._health = (time.monotonic(), directus)
         tokens: dict[str, int] = {}
         for athlete in self.service.tokens.connected():
             status = athlete["token_status"]
             tokens[status] = tokens.get(status, 0) + 1
+        subscription = self.service.subscriptions.last_status()
         return {
-            "status": "ok" if reachable else "degraded",
-            "directus": reachable,
+            "status": "ok" if directus == "ok" else "degraded",
+            "directus": directus != "unreachable",
+            "directus_token": directus if directus != "unreachable" else "unknown",
             "tokens": tokens,
+            "subscription": subscription.state if subscription else "unchecked",
             "queue": self.service.queue.counts(),
         }
+
+    def _directus_health(self) -> str:
+        """ok, unreachable, rejected (DIRECTUS_TOKEN refused) or forbidden."""
+        directus = self.service.directus
+        if not directus.health():
+            return "unreachable"
+        collection = self.service.settings.directus_collection
+        try:
+            directus.items(collection, fields="id", limit=1)
+        except DirectusUnavailable:
+            return "unreachable"
+        except DirectusError as exc:
+            # 403: the collection is missing or the token's user may not read it.
+            return "rejected" if exc.status == 401 else "forbidden"
+        return "ok"
 
     def login_page(self, visit: Visit) -> Response:
         """The login form (or straight on, for someone already in)."""
