@@ -24,8 +24,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
+import uvicorn
+from starlette.applications import Starlette
+
 import local_directus
+import local_directus.instance
 from directus_strava import settings as settings_module
+from directus_strava import webhooks
 from directus_strava.clock import Clock
 from directus_strava.directus import DirectusClient
 from directus_strava.schema import setup
@@ -166,14 +171,47 @@ def service(
     return built, connect(built).athlete_id
 
 
-def read_counts(sim: Simulator) -> dict[str, int]:
-    """Strava API reads the simulator served: list, detail and streams."""
+def reads(sim: Simulator) -> dict[str, int]:
+    """Strava API reads the simulator served: list, detail, streams, all."""
     counts: dict[str, int] = sim.control.counters()["requests"]
+    gets = {k: n for k, n in counts.items()
+            if k.startswith("GET ") and "push_subscriptions" not in k}  # fmt: skip
     return {
-        "list": sum(n for k, n in counts.items() if k.endswith("/athlete/activities")),
-        "detail": sum(n for k, n in counts.items() if k.endswith("/activities/{id:int}")),
-        "streams": sum(n for k, n in counts.items() if k.endswith("/streams")),
+        "list": sum(n for k, n in gets.items() if k.endswith("/athlete/activities")),
+        "detail": sum(n for k, n in gets.items() if k.endswith("/activities/{id:int}")),
+        "streams": sum(n for k, n in gets.items() if k.endswith("/streams")),
+        "all": sum(gets.values()),
     }
+
+
+@contextlib.contextmanager
+def serving(service: Service, worker: bool = False) -> Iterator[str]:
+    """Serve the webhook callback on SERVICE_PORT (and run the worker)."""
+    app = Starlette(routes=webhooks.routes(service))
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=service.settings.service_port, log_level="error"
+    )
+    server = uvicorn.Server(config)
+    stop = threading.Event()
+    threads = [threading.Thread(target=server.run, daemon=True)]
+    if worker:
+        threads.append(threading.Thread(target=service.worker.run, args=(stop,)))
+    for thread in threads:
+        thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield webhooks.callback_url(service.settings)
+    finally:
+        stop.set()
+        server.should_exit = True
+        for thread in threads:
+            thread.join(timeout=30)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    return local_directus.instance.free_port()
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 import local_directus
+import secret_watch
 from local_directus import Instance
 
 # --- Directus ----------------------------------------------------------------
@@ -40,3 +41,31 @@ def directus(request: pytest.FixtureRequest) -> Instance:
     """Each flavour of Directus in turn; tests using it run once per flavour."""
     instance: Instance = request.getfixturevalue(f"directus_{request.param}")
     return instance
+
+
+# --- Secrets never leak (issue 9) --------------------------------------------
+# Every log record of the session goes to one file, and every secret the
+# session makes (client secrets, codes, tokens, Directus passwords and tokens)
+# is remembered; at the end no log line, HTTP error body or file under the
+# base temporary directory (Directus's own folders aside) may hold one of
+# them, or the run fails. See tests/secret_watch.py.
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _secret_watch(tmp_path_factory: pytest.TempPathFactory) -> None:
+    secret_watch.start(tmp_path_factory.getbasetemp() / "session.log")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a planted secret shows up anywhere it must not."""
+    if secret_watch.WATCH.log_file is None:
+        return
+    found = secret_watch.leaks(secret_watch.WATCH.log_file.parent)
+    if not found:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("=", "secrets leaked", red=True)
+        for line in found:
+            reporter.write_line(line)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from directus_strava import backfill
+from directus_strava.cli import cli
 from directus_strava.directus import DirectusClient
 from directus_strava.jobs import Job
 from directus_strava.schema import setup
@@ -297,3 +299,27 @@ def test_sigkill_halfway_changes_nothing_in_the_final_result(
     assert counts["list"] == 2
     failed = store.db.execute("SELECT count(*) FROM jobs WHERE state = 'failed'")
     assert failed.fetchone()[0] == 0
+
+
+def test_cli_backfill_shows_progress_pauses_and_finishes(
+    kill_sim: RunningSimulator, directus_sqlite: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    service, admin = make_service(kill_sim, directus_sqlite, tmp_path, "backfill_cli")
+    connect(service)
+    for key, value in environment(service.settings).items():
+        monkeypatch.setenv(key, value)
+    service.close()
+    runner = CliRunner()
+
+    queued = runner.invoke(cli, ["backfill", "--no-wait", "--after", "2000-01-01"])
+    paused = runner.invoke(cli, ["backfill", "--pause"])
+    resumed = runner.invoke(cli, ["backfill", "--resume"])
+    status = runner.invoke(cli, ["backfill", "--status"])
+
+    assert queued.exit_code == 0, queued.output
+    assert "0/0 deepened, running" in queued.output
+    assert "paused" in paused.output
+    assert resumed.exit_code == 0, resumed.output
+    assert "120/120" in resumed.output
+    assert "120/120 deepened, finished" in status.output
+    assert len(admin.items("backfill_cli", limit=-1)) == 120

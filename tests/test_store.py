@@ -48,7 +48,7 @@ def _fill(conn: sqlite3.Connection) -> None:
     conn.execute(
         "INSERT INTO jobs (kind, key, athlete_id, object_id, priority, payload, "
         "created_at, updated_at) VALUES ('import', 'import:7:42', 7, 42, 20, "
-        "'{\"why\": \"webhook\"}', 1.0, 1.0)"
+        '\'{"why": "webhook"}\', 1.0, 1.0)'
     )
     conn.execute(
         "INSERT INTO ledger (activity_id, athlete_id, state, level, name, "

@@ -172,6 +172,7 @@ def test_create_update_delete_reach_directus(rig: Rig) -> None:
     )
     rig.sim.control.delete_activity(activity_id)
     eventually(lambda: item(rig.admin, rig.collection, activity_id) is None)
+    eventually(lambda: drained(rig), what="delete finished")
     assert not file_exists(rig.admin, first["gpx"])
     assert rig.service.importer.ledger(activity_id) is None
 

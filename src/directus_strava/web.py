@@ -551,11 +551,12 @@ class Frontage:
         try:
             await self.app(scope, receive, record)
         finally:
-            # The path only: a query string may hold an OAuth code.
+            # The path only (a query string may hold an OAuth code), and the
+            # webhook's secret path segment hidden.
             log.info(
                 "event=request method=%s path=%s status=%s ms=%.0f",
                 scope["method"],
-                scope["path"],
+                webhooks.redact(scope["path"]),
                 status,
                 (time.perf_counter() - started) * 1000,
             )
