@@ -131,15 +131,16 @@ def _measure(
     began: float,
 ) -> Result:
     listing = listing_watch(service, sim)
+    spent = rig.reads(sim)["all"]  # connecting may have read the athlete
     backfill.start(service.queue, athlete)
     service.worker.drain()
     duration = service.clock.now() - START
-    full = rig.reads(sim)["all"]
+    full = rig.reads(sim)["all"] - spent
     limits = rig.DEFAULT_LIMITS
     ideal = 2 * n + math.ceil(n / PAGE)
     minimum = earliest_finish(START, ideal, limits["read_15min"], limits["read_daily"])
     webhook_reads = webhook_imports(service, sim, athlete, events)
-    return Result(n, listing["reads"], full, events, webhook_reads, duration,
+    return Result(n, listing["reads"] - spent, full, events, webhook_reads, duration,
                   minimum - START, service.budget.rejected,
                   time.perf_counter() - began)  # fmt: skip
 

@@ -175,7 +175,7 @@ def reads(sim: Simulator) -> dict[str, int]:
     """Strava API reads the simulator served: list, detail, streams, all."""
     counts: dict[str, int] = sim.control.counters()["requests"]
     gets = {k: n for k, n in counts.items()
-            if k.startswith("GET ") and "push_subscriptions" not in k}  # fmt: skip
+            if k.startswith("GET /api/") and "push_subscriptions" not in k}  # fmt: skip
     return {
         "list": sum(n for k, n in gets.items() if k.endswith("/athlete/activities")),
         "detail": sum(n for k, n in gets.items() if k.endswith("/activities/{id:int}")),

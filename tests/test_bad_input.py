@@ -406,7 +406,7 @@ DATA = [
         "control characters",
         {"name": CONTROLS, "private_note": CONTROLS},
         TRACK,
-        {"name": "bell null escape\t newline\n end"},
+        {"name": "bell null escape tab\t newline\n end"},
         True,
     ),
     DataCase(

@@ -174,7 +174,7 @@ def test_the_unit_follows_the_settings() -> None:
     data_dir = service["Environment"].removeprefix("SERVICE_DATA_DIR=")
     assert data_dir == "/var/lib/" + service["StateDirectory"]
     assert data_dir == _env_file()["SERVICE_DATA_DIR"]
-    assert service["DynamicUser"] == "yes"
+    assert service["User"] == "directus-strava"
     assert service["NoNewPrivileges"] == "yes"
     assert service["ProtectSystem"] == "strict"
 

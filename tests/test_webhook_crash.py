@@ -124,6 +124,9 @@ def test_sigkill_mid_burst_loses_no_acknowledged_event_and_doubles_nothing(
     lost = len(deliveries) - len(acked)
     print(f"\nkilled after {killed_after} deliveries, back after {restarted_after}; "
           f"{len(acked)} acknowledged, {lost} refused while down")  # fmt: skip
+    first = sorted(d["attempts"][0]["latency_ms"] for d in deliveries
+                   if d["delivered"] and len(d["attempts"]) == 1)  # fmt: skip
+    print(f"service process: p99 acknowledgement {first[int(len(first) * 0.99)]} ms")
     assert killed_after >= 50
     assert len(acked) >= 150
     names = {a["id"]: a["name"] for a in sim.control.activities(athlete)}

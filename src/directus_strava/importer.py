@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import posixpath
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -515,7 +516,19 @@ def _raw(activity: Mapping[str, Any]) -> dict[str, Any]:
     raw = dict(activity)
     if isinstance(raw.get("map"), dict):
         raw["map"] = {k: v for k, v in raw["map"].items() if k != "polyline"}
-    return raw
+    finite: dict[str, Any] = _finite(raw)
+    return finite
+
+
+def _finite(value: Any) -> Any:
+    # Python's JSON reader accepts NaN and Infinity, JSON (and Directus) do not.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_finite(inner) for inner in value]
+    return value
 
 
 def _hash(item: Mapping[str, Any]) -> str:

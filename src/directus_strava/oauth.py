@@ -127,7 +127,7 @@ class StravaOAuth:
 
     def _call(self, request: Any, doing: str) -> dict[str, Any]:
         try:
-            return dict(request())
+            grant = dict(request())
         except AuthlibOAuthError as exc:
             raise AuthorizationError(
                 f"Strava refused to {doing} ({exc.error}): connect the athlete "
@@ -140,6 +140,22 @@ class StravaOAuth:
                 f"Strava could not be reached to {doing}: {type(exc).__name__}. "
                 "Check STRAVA_WEB_URL and the network, then retry."
             ) from None
+        if "access_token" not in grant:
+            # Strava's 4xx bodies carry no OAuth `error` member, so authlib
+            # hands them back as if they were a grant (a reused code does this).
+            raise AuthorizationError(
+                f"Strava refused to {doing} ({_refusal(grant)}): the code or "
+                "token is invalid or was already used; connect the athlete "
+                "again with `directus-strava connect` or the Connect button."
+            )
+        return grant
+
+
+def _refusal(body: dict[str, Any]) -> str:
+    errors = body.get("errors") or [{}]
+    first = errors[0] if isinstance(errors[0], dict) else {}
+    parts = [str(first.get(k)) for k in ("resource", "field", "code") if first.get(k)]
+    return " ".join(parts) or str(body.get("message") or "no token in the answer")
 
 
 def _status_error(status: int, doing: str) -> Exception:
