@@ -171,6 +171,22 @@ def service(
     return built, connect(built).athlete_id
 
 
+def offline_service(instance: Instance, data_dir: Path, collection: str) -> Service:
+    """A service writing to a collection that never calls Strava (archives)."""
+    values: dict[str, Any] = {
+        "strava_client_id": 1,
+        "strava_client_secret": "unused",
+        "strava_web_url": "http://127.0.0.1:9",
+        "strava_api_url": "http://127.0.0.1:9/api/v3",
+        "directus_url": instance.url,
+        "directus_token": instance.admin_token,
+        "directus_collection": collection,
+        "service_secret_key": SECRET_KEY,
+        "service_data_dir": data_dir,
+    }
+    return Service.build(settings_module.load(**values))
+
+
 def reads(sim: Simulator) -> dict[str, int]:
     """Strava API reads the simulator served: list, detail, streams, all."""
     counts: dict[str, int] = sim.control.counters()["requests"]

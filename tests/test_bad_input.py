@@ -10,7 +10,6 @@ these oddities.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -20,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from directus_strava import webhooks
@@ -33,6 +31,7 @@ from directus_strava.service import Service
 from directus_strava.store import Store
 from directus_strava.webhooks import SUBSCRIPTION_KEY, verify_token
 from local_directus import Instance
+from served import serve
 from strava_flow import connect, consent, settings_for
 from strava_simulator import RunningSimulator, SimulatorConfig, running
 
@@ -67,26 +66,6 @@ class Callback:
     url: str
     athlete: int
     clock: StepClock
-
-
-@contextlib.contextmanager
-def serve(app: Starlette) -> Iterator[str]:
-    """Serve an ASGI app on a free loopback port; yields its base URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 @pytest.fixture(scope="module")
@@ -400,8 +379,13 @@ DATA = [
         {"detail_level": "detail"},
         True,
     ),
-    DataCase("emoji", {"name": EMOJI, "description": EMOJI}, TRACK,
-             {"name": EMOJI, "description": EMOJI}, True),  # fmt: skip
+    DataCase(
+        "emoji",
+        {"name": EMOJI, "description": EMOJI},
+        TRACK,
+        {"name": EMOJI, "description": EMOJI},
+        True,
+    ),  # fmt: skip
     DataCase(
         "control characters",
         {"name": CONTROLS, "private_note": CONTROLS},
@@ -418,11 +402,15 @@ DATA = [
     ),
     DataCase(
         "absurd numbers",
-        {"distance": 1e300, "moving_time": -5, "elapsed_time": 2**80,
-         "max_speed": -1e308, "calories": "lots"},
+        {
+            "distance": 1e300,
+            "moving_time": -5,
+            "elapsed_time": 2**80,
+            "max_speed": -1e308,
+            "calories": "lots",
+        },
         TRACK,
-        {"distance": None, "moving_time": -5, "elapsed_time": None,
-         "calories": None},
+        {"distance": None, "moving_time": -5, "elapsed_time": None, "calories": None},
         True,
     ),  # fmt: skip
     DataCase(

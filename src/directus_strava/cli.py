@@ -6,6 +6,8 @@ import functools
 import http.server
 import logging
 import pathlib
+import signal
+import subprocess
 import sys
 import threading
 import urllib.parse
@@ -243,13 +245,18 @@ def sync(athlete: int | None) -> None:
 @cli.command()
 @_reported
 def work() -> None:
-    """Run the worker alone until interrupted (the web service runs one too)."""
+    """Run the worker and scheduler alone until interrupted or terminated."""
     service = _service()
     stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threads = service.start_background(stop)
     try:
-        service.worker.run(stop)
+        while not stop.wait(1.0):
+            pass
     except KeyboardInterrupt:
         stop.set()
+    for thread in threads:
+        thread.join(30)
 
 
 @cli.command()
@@ -348,21 +355,31 @@ def subscription_check() -> None:
 
 
 @cli.command()
+@click.option(
+    "--worker",
+    type=click.Choice(["process", "thread"]),
+    default="process",
+    show_default=True,
+    help="Run imports in a child process (webhook answers never wait for them) "
+    "or in a thread of the web process.",
+)
 @_reported
-def serve() -> None:
-    """Serve the web pages (with the worker) until interrupted."""
+def serve(worker: str) -> None:
+    """Serve the web pages, with the worker, until interrupted."""
     settings = settings_module.load()
     service = Service.build(settings)
     log = logging.getLogger("directus_strava.serve")
     log.info(
-        "event=serve host=%s port=%s public_url=%s",
+        "event=serve host=%s port=%s public_url=%s worker=%s",
         settings.service_host,
         settings.service_port,
         settings.public(),
+        worker,
     )
+    child = WorkerProcess() if worker == "process" else None
     try:
         uvicorn.run(
-            create_app(service),
+            create_app(service, background=child is None),
             host=settings.service_host,
             port=settings.service_port,
             log_level="warning",
@@ -370,7 +387,38 @@ def serve() -> None:
             proxy_headers=True,
         )
     finally:
+        if child:
+            child.stop()
         service.close()
+
+
+class WorkerProcess:
+    """`directus-strava work` as a child process, restarted if it dies."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._process = self._spawn()
+        threading.Thread(target=self._watch, daemon=True, name="watch").start()
+
+    def stop(self) -> None:
+        """Ask the worker to finish its job and wait for it."""
+        self._stop.set()
+        self._process.terminate()
+        try:
+            self._process.wait(40)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "directus_strava", "work"])
+
+    def _watch(self) -> None:
+        while not self._stop.wait(2.0):
+            if self._process.poll() is not None and not self._stop.is_set():
+                logging.getLogger("directus_strava.serve").error(
+                    "event=worker_exited code=%s restart=yes", self._process.returncode
+                )
+                self._process = self._spawn()
 
 
 @cli.command(name="backfill")

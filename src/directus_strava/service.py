@@ -45,6 +45,7 @@ class Service:
         clock = clock or SystemClock()
         store = Store(settings.service_data_dir / "directus-strava.sqlite3")
         vault = Vault(settings.service_secret_key.get_secret_value())
+        _check_key(store, vault)
         oauth = StravaOAuth(
             settings.strava_client_id,
             settings.strava_client_secret.get_secret_value(),
@@ -101,6 +102,18 @@ class Service:
         self.subscriptions.api.close()
         self.directus.close()
         self.store.close()
+
+
+def _check_key(store: Store, vault: Vault) -> None:
+    """Refuse to start with a key that cannot open the stored tokens.
+
+    Otherwise every job would fail one by one and mark its activity failed.
+    """
+    row = store.db.execute(
+        "SELECT access_token FROM athletes WHERE access_token IS NOT NULL LIMIT 1"
+    ).fetchone()
+    if row is not None:
+        vault.open(row["access_token"])
 
 
 def _subscriptions(settings: Settings, store: Store, clock: Clock) -> Subscriptions:

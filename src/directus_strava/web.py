@@ -76,9 +76,9 @@ class Visit:
 Page = Callable[[Visit], Response]
 
 
-def create_app(service: Service) -> Starlette:
-    """The ASGI application serving the pages, with the worker in a thread."""
-    site = Site(service)
+def create_app(service: Service, background: bool = True) -> Starlette:
+    """The ASGI application serving the pages (and the worker, if `background`)."""
+    site = Site(service, background)
     routes: list[BaseRoute] = [
         Route("/health", site.health),
         Route("/login", site.door(site.login_page, open_=True), methods=["GET"]),
@@ -110,9 +110,10 @@ def create_app(service: Service) -> Starlette:
 class Site:
     """The pages and what they share: the service, templates, the doorkeeper."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, background: bool = True) -> None:
         settings = service.settings
         self.service = service
+        self.background = background
         self.keeper = Doorkeeper(settings)
         self.prefix = settings.service_path_prefix
         self.base = _base_url(settings.public(), self.prefix)
@@ -126,7 +127,7 @@ class Site:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         """Run the worker and scheduler beside the pages; stop them with them."""
         stop = threading.Event()
-        threads = self.service.start_background(stop)
+        threads = self.service.start_background(stop) if self.background else []
         log.info("event=web_started url=%s demo=%s", self.base, self._demo)
         try:
             yield
