@@ -112,10 +112,14 @@ def run(n: int = 2000, events: int = 20, instance: Instance | None = None) -> Re
         sim.control.set_rate_limits(reset=True, **rig.DEFAULT_LIMITS)
         port = rig.free_port()
         service, athlete = rig.service(
-            sim, instance, Path(data), rig.collection(instance, "bench_economy"),
-            clock=clock, service_port=port,
+            sim,
+            instance,
+            Path(data),
+            rig.collection(instance, "bench_economy"),
+            clock=clock,
+            service_port=port,
             service_public_url=f"http://127.0.0.1:{port}",
-        )  # fmt: skip
+        )
         try:
             return _measure(service, sim, athlete, n, events, began)
         finally:
@@ -140,9 +144,17 @@ def _measure(
     ideal = 2 * n + math.ceil(n / PAGE)
     minimum = earliest_finish(START, ideal, limits["read_15min"], limits["read_daily"])
     webhook_reads = webhook_imports(service, sim, athlete, events)
-    return Result(n, listing["reads"] - spent, full, events, webhook_reads, duration,
-                  minimum - START, service.budget.rejected,
-                  time.perf_counter() - began)  # fmt: skip
+    return Result(
+        n,
+        listing["reads"] - spent,
+        full,
+        events,
+        webhook_reads,
+        duration,
+        minimum - START,
+        service.budget.rejected,
+        time.perf_counter() - began,
+    )
 
 
 def webhook_imports(
@@ -172,19 +184,34 @@ def report(result: Result) -> str:
 
     hours = r.duration_s / 3600
     rows = [
-        ("reads/activity, summary-only backfill", f"{r.summary_per_activity:.4f}",
-         f"{1 / PAGE:.4f} (1/200)", verdict(r.summary_reads <= math.ceil(
-             r.activities / PAGE) + 1)),
-        ("reads/activity, full backfill", f"{r.full_per_activity:.4f}",
-         f"{2 + 1 / PAGE:.4f} (2 + 1/200)",
-         verdict(r.full_reads <= 2 * r.activities + math.ceil(r.activities / PAGE) + 1)),
-        ("reads/activity, webhook import", f"{r.webhook_per_activity:.2f}", "2",
-         verdict(r.webhook_per_activity <= 2)),
-        (f"{r.activities}-activity history, default limits", f"{hours:.2f} h",
-         f"≤ {SLACK:.2f} × {r.minimum_s / 3600:.2f} h",
-         f"{r.duration_ratio:.3f} ×, " + verdict(r.duration_ratio <= SLACK)),
+        (
+            "reads/activity, summary-only backfill",
+            f"{r.summary_per_activity:.4f}",
+            f"{1 / PAGE:.4f} (1/200)",
+            verdict(r.summary_reads <= math.ceil(r.activities / PAGE) + 1),
+        ),
+        (
+            "reads/activity, full backfill",
+            f"{r.full_per_activity:.4f}",
+            f"{2 + 1 / PAGE:.4f} (2 + 1/200)",
+            verdict(
+                r.full_reads <= 2 * r.activities + math.ceil(r.activities / PAGE) + 1
+            ),
+        ),
+        (
+            "reads/activity, webhook import",
+            f"{r.webhook_per_activity:.2f}",
+            "2",
+            verdict(r.webhook_per_activity <= 2),
+        ),
+        (
+            f"{r.activities}-activity history, default limits",
+            f"{hours:.2f} h",
+            f"≤ {SLACK:.2f} × {r.minimum_s / 3600:.2f} h",
+            f"{r.duration_ratio:.3f} ×, " + verdict(r.duration_ratio <= SLACK),
+        ),
         ("429 responses", str(r.rejected), "0", verdict(r.rejected == 0)),
-    ]  # fmt: skip
+    ]
     return rig.table(("figure", "measured", "goal", "verdict"), rows)
 
 

@@ -152,11 +152,26 @@ def run(n: int = 300, instance: Instance | None = None) -> Result:
 def report(result: Result) -> str:
     """The result as a table."""
     r = result
-    rows = [(r.activities, f"{r.archive_mb:.1f} MB", f"{r.activities / r.import_s:.1f}/s",
-             f"{r.activities / r.parse_s:.1f}/s", f"{r.ratio:.2f}",
-             f"{r.cpu_ms:.0f} ms", r.problems)]  # fmt: skip
-    header = ("activities", "archive", "import", "parse only (baseline)",
-              "ratio", "CPU/activity", "problems")  # fmt: skip
+    rows = [
+        (
+            r.activities,
+            f"{r.archive_mb:.1f} MB",
+            f"{r.activities / r.import_s:.1f}/s",
+            f"{r.activities / r.parse_s:.1f}/s",
+            f"{r.ratio:.2f}",
+            f"{r.cpu_ms:.0f} ms",
+            r.problems,
+        )
+    ]
+    header = (
+        "activities",
+        "archive",
+        "import",
+        "parse only (baseline)",
+        "ratio",
+        "CPU/activity",
+        "problems",
+    )
     return rig.table(header, rows)
 
 

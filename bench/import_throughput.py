@@ -91,8 +91,14 @@ def capture(service: Service) -> Capture:
         seen.items.extend(items)
         merge(collection, items)
 
-    def uploading(content: bytes, filename: str, mime: str, folder: str | None,
-                  title: str, replace: str | None = None) -> str:  # fmt: skip
+    def uploading(
+        content: bytes,
+        filename: str,
+        mime: str,
+        folder: str | None,
+        title: str,
+        replace: str | None = None,
+    ) -> str:
         seen.files.append((filename, content, mime, folder, title))
         return upload(content, filename, mime, folder, title, replace)
 
@@ -127,8 +133,12 @@ class CpuMeter:
 def metered(service: Service) -> Iterator[CpuMeter]:
     """Meter the derivation work: streams, GPX, route, places and mapping."""
     meter = CpuMeter()
-    patched = [(gpx, "unwrap_streams"), (gpx, "build_gpx"),
-               (routes, "route_from_streams"), (places, "place_fields")]  # fmt: skip
+    patched = [
+        (gpx, "unwrap_streams"),
+        (gpx, "build_gpx"),
+        (routes, "route_from_streams"),
+        (places, "place_fields"),
+    ]
     originals = [getattr(module, name) for module, name in patched]
     for module, name in patched:
         setattr(module, name, meter.wrap(getattr(module, name)))
@@ -171,8 +181,13 @@ class Baseline:
         """Seconds to write the items in batches and upload each file."""
         began = time.perf_counter()
         for body in batches(items):
-            self._ok(self.http.post(f"/items/{self.collection}", content=body,
-                                    headers={"Content-Type": "application/json"}))  # fmt: skip
+            self._ok(
+                self.http.post(
+                    f"/items/{self.collection}",
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                )
+            )
         for filename, content, mime, folder, title in files:
             fields = {"title": title, **({"folder": folder} if folder else {})}
             upload = {"file": (filename, content, mime)}
@@ -221,8 +236,9 @@ def _measure(
     with metered(service) as meter:
         for start in range(0, len(ids), BATCH):
             for activity_id in ids[start : start + BATCH]:
-                service.queue.put("import", athlete_id=athlete,
-                                  object_id=activity_id, priority=BULK)  # fmt: skip
+                service.queue.put(
+                    "import", athlete_id=athlete, object_id=activity_id, priority=BULK
+                )
             wall, began = time.perf_counter(), time.process_time()
             service.worker.drain()
             ours += time.perf_counter() - wall
@@ -232,24 +248,52 @@ def _measure(
             base += baseline.write(items, files)
     failed = service.queue.counts()["failed"]
     if failed:
-        raise RuntimeError(f"{failed} imports failed: {service.queue.listing('failed')}")
-    return Result(flavour, len(ids), ours, base, cpu * 1000 / len(ids),
-                  meter.seconds * 1000 / len(ids), seen.requests / len(ids),
-                  gpx_bytes / 1024 / len(ids))  # fmt: skip
+        raise RuntimeError(
+            f"{failed} imports failed: {service.queue.listing('failed')}"
+        )
+    return Result(
+        flavour,
+        len(ids),
+        ours,
+        base,
+        cpu * 1000 / len(ids),
+        meter.seconds * 1000 / len(ids),
+        seen.requests / len(ids),
+        gpx_bytes / 1024 / len(ids),
+    )
 
 
 def report(results: list[Result]) -> str:
     """The results as a table."""
     rows = [
-        (r.flavour, r.activities, f"{r.ours_per_s:.1f}/s", f"{r.baseline_per_s:.1f}/s",
-         f"{r.ratio:.2f}", f"≥ {GOAL}", "met" if r.met else "MISSED",
-         f"{r.cpu_ms:.0f} ms", f"{r.derive_ms:.0f} ms",
-         f"{r.requests_per_activity:.2f}", f"{r.gpx_kb:.0f} KB")
+        (
+            r.flavour,
+            r.activities,
+            f"{r.ours_per_s:.1f}/s",
+            f"{r.baseline_per_s:.1f}/s",
+            f"{r.ratio:.2f}",
+            f"≥ {GOAL}",
+            "met" if r.met else "MISSED",
+            f"{r.cpu_ms:.0f} ms",
+            f"{r.derive_ms:.0f} ms",
+            f"{r.requests_per_activity:.2f}",
+            f"{r.gpx_kb:.0f} KB",
+        )
         for r in results
-    ]  # fmt: skip
-    header = ("Directus", "activities", "ours", "baseline", "ratio", "goal",
-              "verdict", "CPU/activity", "of it GPX+route+places+mapping",
-              "Directus requests/activity", "GPX/activity")  # fmt: skip
+    ]
+    header = (
+        "Directus",
+        "activities",
+        "ours",
+        "baseline",
+        "ratio",
+        "goal",
+        "verdict",
+        "CPU/activity",
+        "of it GPX+route+places+mapping",
+        "Directus requests/activity",
+        "GPX/activity",
+    )
     return rig.table(header, rows)
 
 

@@ -190,8 +190,11 @@ def offline_service(instance: Instance, data_dir: Path, collection: str) -> Serv
 def reads(sim: Simulator) -> dict[str, int]:
     """Strava API reads the simulator served: list, detail, streams, all."""
     counts: dict[str, int] = sim.control.counters()["requests"]
-    gets = {k: n for k, n in counts.items()
-            if k.startswith("GET /api/") and "push_subscriptions" not in k}  # fmt: skip
+    gets = {
+        k: n
+        for k, n in counts.items()
+        if k.startswith("GET /api/") and "push_subscriptions" not in k
+    }
     return {
         "list": sum(n for k, n in gets.items() if k.endswith("/athlete/activities")),
         "detail": sum(n for k, n in gets.items() if k.endswith("/activities/{id:int}")),
@@ -234,8 +237,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown table, readable as plain text too."""
     cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
-             + " |" for row in cells]  # fmt: skip
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in cells
+    ]
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([lines[0], rule, *lines[1:]])
 

@@ -44,8 +44,9 @@ class Result:
         return self.max_ms < STRAVA_TIMEOUT_MS and self.retried == 0
 
 
-def run(sizes: tuple[int, ...] = (100, 1000), instance: Instance | None = None
-        ) -> list[Result]:  # fmt: skip
+def run(
+    sizes: tuple[int, ...] = (100, 1000), instance: Instance | None = None
+) -> list[Result]:
     """Send each burst of create events and time its intake and import."""
     if instance is None:
         with rig.directus("sqlite") as started:
@@ -54,9 +55,13 @@ def run(sizes: tuple[int, ...] = (100, 1000), instance: Instance | None = None
         port = rig.free_port()
         collection = rig.collection(instance, "bench_webhook")
         service, athlete = rig.service(
-            sim, instance, Path(data), collection, service_port=port,
+            sim,
+            instance,
+            Path(data),
+            collection,
+            service_port=port,
             service_public_url=f"http://127.0.0.1:{port}",
-        )  # fmt: skip
+        )
         admin = DirectusClient(instance.url, instance.admin_token)
         try:
             with rig.serving(service, worker=True):
@@ -84,8 +89,15 @@ def burst(
         time.sleep(0.2)
     latencies = [d["attempts"][0]["latency_ms"] for d in delivered]
     retried = sum(len(d["attempts"]) > 1 or not d["delivered"] for d in delivered)
-    return Result(n, statistics.median(latencies), percentile(latencies, 99),
-                  max(latencies), retried, sent, time.perf_counter() - began)  # fmt: skip
+    return Result(
+        n,
+        statistics.median(latencies),
+        percentile(latencies, 99),
+        max(latencies),
+        retried,
+        sent,
+        time.perf_counter() - began,
+    )
 
 
 def percentile(values: list[float], p: int) -> float:
@@ -106,14 +118,32 @@ def count(admin: DirectusClient, collection: str) -> int:
 def report(results: list[Result]) -> str:
     """The results as a table."""
     rows = [
-        (r.events, f"{r.p50_ms:.1f} ms", f"{r.p99_ms:.1f} ms", f"{r.max_ms:.1f} ms",
-         f"< {STRAVA_TIMEOUT_MS:.0f} ms", r.retried, f"{r.sent_s:.1f} s",
-         f"{r.in_directus_s:.1f} s", f"{r.events / r.in_directus_s:.1f}/s",
-         "met" if r.met else "MISSED")
+        (
+            r.events,
+            f"{r.p50_ms:.1f} ms",
+            f"{r.p99_ms:.1f} ms",
+            f"{r.max_ms:.1f} ms",
+            f"< {STRAVA_TIMEOUT_MS:.0f} ms",
+            r.retried,
+            f"{r.sent_s:.1f} s",
+            f"{r.in_directus_s:.1f} s",
+            f"{r.events / r.in_directus_s:.1f}/s",
+            "met" if r.met else "MISSED",
+        )
         for r in results
-    ]  # fmt: skip
-    header = ("burst", "ack p50", "ack p99", "ack max", "goal", "retried",
-              "all delivered", "last in Directus", "imported", "verdict")  # fmt: skip
+    ]
+    header = (
+        "burst",
+        "ack p50",
+        "ack p99",
+        "ack max",
+        "goal",
+        "retried",
+        "all delivered",
+        "last in Directus",
+        "imported",
+        "verdict",
+    )
     return rig.table(header, rows)
 
 

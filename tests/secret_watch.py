@@ -181,9 +181,9 @@ def _stored_files(basetemp: Path) -> list[Path]:
             continue
         for name in names:
             path = Path(folder) / name
-            if path.is_file() and not path.is_symlink():
-                if path.stat().st_size <= MAX_FILE_BYTES:
-                    files.append(path)
+            regular = path.is_file() and not path.is_symlink()
+            if regular and path.stat().st_size <= MAX_FILE_BYTES:
+                files.append(path)
     return files
 
 

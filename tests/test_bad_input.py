@@ -385,7 +385,7 @@ DATA = [
         TRACK,
         {"name": EMOJI, "description": EMOJI},
         True,
-    ),  # fmt: skip
+    ),
     DataCase(
         "control characters",
         {"name": CONTROLS, "private_note": CONTROLS},
@@ -412,7 +412,7 @@ DATA = [
         TRACK,
         {"distance": None, "moving_time": -5, "elapsed_time": None, "calories": None},
         True,
-    ),  # fmt: skip
+    ),
     DataCase(
         "NaN and infinity",
         {"distance": math.nan, "average_speed": math.inf, "moving_time": math.nan},

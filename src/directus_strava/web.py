@@ -505,6 +505,8 @@ class Site:
             # is the one page that talks to Strava itself; the worker may be
             # busy for minutes and Strava allows 2 seconds.
             notice = f"Subscribed (id {subscriptions.create()})."
+            # Replace the verdict shown (often "none" from before) soon.
+            self.service.queue.put("subscription_check", priority=INTERACTIVE)
         elif action == "delete":
             gone = subscriptions.delete()
             notice = f"Deleted subscription {gone}." if gone else "None to delete."
