@@ -24,7 +24,12 @@ from directus_strava import settings as settings_module
 from directus_strava.archive import count_activities
 from directus_strava.directus import DirectusClient
 from directus_strava.errors import ConfigError, DirectusStravaError, OAuthError
-from directus_strava.importer import ArchiveReport, import_archive, refresh_places
+from directus_strava.importer import (
+    ArchiveReport,
+    import_archive,
+    import_state,
+    refresh_places,
+)
 from directus_strava.jobs import INTERACTIVE, SYNC
 from directus_strava.oauth import Connection
 from directus_strava.schema import setup as setup_schema
@@ -184,23 +189,13 @@ def recent(athlete: int | None, page: int, per_page: int) -> None:
         (per_page, (page - 1) * per_page),
     )
     for row in rows:
-        state = _state(row)
+        state = import_state(row)
         km = (row["distance"] or 0) / 1000
         click.echo(
             f"{row['activity_id']:>12}  {row['start_date'][:10]}  "
             f"{row['sport_type'] or '':<14} {km:7.1f} km  {state:<11} "
             f"{row['name']}"
         )
-
-
-def _state(row: Any) -> str:
-    if row["state"] == "failed":
-        return "failed"
-    if row["state"] == "listed":
-        return "new"
-    if row["level"] == "detail" and row["imported_hash"] != row["summary_hash"]:
-        return "out of date"
-    return "in Directus" if row["level"] == "detail" else "summary only"
 
 
 @cli.command(name="import")

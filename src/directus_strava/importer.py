@@ -489,6 +489,17 @@ def _joined(before: str | None, now: str) -> str:
     return "both"
 
 
+def import_state(row: Any) -> str:
+    """Where an activity of the ledger stands, in the words pages and CLI show."""
+    if row["state"] == "failed":
+        return "failed"
+    if row["state"] == "listed":
+        return "not imported"
+    if row["level"] == "detail" and row["imported_hash"] != row["summary_hash"]:
+        return "out of date"
+    return "in Directus" if row["level"] == "detail" else "summary only"
+
+
 def _summary_hash(summary: Mapping[str, Any]) -> str:
     # Counters that change without an edit do not make an item out of date.
     keys = (

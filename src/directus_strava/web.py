@@ -42,6 +42,7 @@ from directus_strava.errors import (
     OAuthError,
     StravaUnavailable,
 )
+from directus_strava.importer import import_state
 from directus_strava.jobs import INTERACTIVE, SYNC
 from directus_strava.service import Service
 from directus_strava.worker import COSTS
@@ -584,15 +585,7 @@ def _activity(row: Any, queued: set[int]) -> dict[str, Any]:
 
 
 def _status(row: Any, queued: bool) -> str:
-    if queued:
-        return "queued"
-    if row["state"] == "failed":
-        return "failed"
-    if row["state"] == "listed":
-        return "not imported"
-    if row["level"] == "detail" and row["imported_hash"] != row["summary_hash"]:
-        return "out of date"
-    return "in Directus" if row["level"] == "detail" else "summary only"
+    return "queued" if queued else import_state(row)
 
 
 def _base_url(public: str, prefix: str) -> str:
