@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 import local_directus
@@ -16,12 +17,43 @@ from local_directus import Instance
 # collection names (or clean up after itself).
 
 
+# Directus 12's Core license allows 25 active collections, so collections a
+# test module creates are dropped when the module ends.
+RUNNING: dict[str, Instance] = {}
+
+
 def _directus(
     flavour: local_directus.Flavour, factory: pytest.TempPathFactory
 ) -> Iterator[Instance]:
     folder = factory.mktemp(f"directus-{flavour}")
     with local_directus.running(flavour, folder) as instance:
+        RUNNING[flavour] = instance
         yield instance
+        RUNNING.pop(flavour, None)
+
+
+def _collections(instance: Instance) -> set[str]:
+    response = httpx.get(
+        f"{instance.url}/collections",
+        headers={"Authorization": f"Bearer {instance.admin_token}"},
+        timeout=60,
+    )
+    response.raise_for_status()
+    names = {c["collection"] for c in response.json()["data"]}
+    return {name for name in names if not name.startswith("directus_")}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_module_collections() -> Iterator[None]:
+    before = {flavour: _collections(i) for flavour, i in RUNNING.items()}
+    yield
+    for flavour, instance in list(RUNNING.items()):
+        for name in _collections(instance) - before.get(flavour, set()):
+            httpx.delete(
+                f"{instance.url}/collections/{name}",
+                headers={"Authorization": f"Bearer {instance.admin_token}"},
+                timeout=60,
+            )
 
 
 @pytest.fixture(scope="session")

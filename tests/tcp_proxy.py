@@ -41,6 +41,9 @@ class Proxy:
         """Refuse new connections and drop the open ones."""
         listener, self._listener = self._listener, None
         if listener is not None:
+            # Closing alone leaves a thread blocked in accept() listening on.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         with self._lock:
             doomed, self._open = self._open, set()

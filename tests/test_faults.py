@@ -199,6 +199,7 @@ def test_directus_away_for_a_minute_mid_import_loses_nothing(
             retried = service.store.db.execute(
                 "SELECT count(*) FROM jobs WHERE attempts > 0"
             ).fetchone()[0]
+            print(service.store.db.execute("SELECT kind, state, attempts, last_error FROM jobs").fetchall() and [dict(r) for r in service.store.db.execute("SELECT kind, state, attempts, last_error FROM jobs")])
             proxy.restore()
             service.worker.drain()
     created = [int(event["object_id"]) for event in acknowledged]
