@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +63,11 @@ def settings_for(
     return settings_module.load(**values)
 
 
-@dataclass
-class Consent:
-    """What the simulator's consent page sent back to our callback."""
-
-    params: dict[str, str]
-
-
 def consent(
-    url: str, decision: str = "authorize", untick: tuple[str, ...] = ()
+    url: str,
+    decision: str = "authorize",
+    untick: tuple[str, ...] = (),
+    athlete: str | None = None,
 ) -> dict[str, str]:
     """Answer Strava's consent page as a browser would; returns callback params."""
     with httpx.Client() as http:
@@ -80,7 +75,9 @@ def consent(
         page.raise_for_status()
         form = ConsentForm(page.text)
         target = urllib.parse.urljoin(str(page.url), form.action)
-        fields = urllib.parse.urlencode(form.submit(decision, untick=untick))
+        fields = urllib.parse.urlencode(
+            form.submit(decision, untick=untick, athlete=athlete)
+        )
         answer = http.post(
             target,
             content=fields,
@@ -90,8 +87,12 @@ def consent(
     return dict(urllib.parse.parse_qsl(urllib.parse.urlparse(location).query))
 
 
-def connect(service: Service, untick: tuple[str, ...] = ()) -> Connection:
-    """Connect the simulator's first athlete to `service`."""
+def connect(
+    service: Service, untick: tuple[str, ...] = (), athlete: int | None = None
+) -> Connection:
+    """Connect one of the simulator's athletes (the first by default)."""
     url = service.tokens.begin("http://127.0.0.1:9/callback")
-    connection, _ = service.tokens.finish(consent(url, untick=untick))
+    chosen = str(athlete) if athlete is not None else None
+    params = consent(url, untick=untick, athlete=chosen)
+    connection, _ = service.tokens.finish(params)
     return connection

@@ -211,3 +211,21 @@ def assert_valid_gpx(document: bytes, points: int) -> None:
     ns = {"g": "http://www.topografix.com/GPX/1/1"}
     assert len(tree.findall(".//g:trkpt", ns)) == points
     assert time.time() > 0
+
+
+def test_a_household_connects_several_athletes(
+    rig: tuple[Service, SharedClock, str], sim: RunningSimulator, directus: Any
+) -> None:
+    service, _, collection = rig
+    sim.control.seed(7, athletes=2, activities=3)
+    athletes = sorted({a["athlete_id"] for a in activities(sim)})
+    for athlete in athletes:
+        connect(service, athlete=athlete)
+    assert sorted(a["id"] for a in service.tokens.connected()) == athletes
+    for athlete in athletes:
+        own = pick(sim, lambda a, who=athlete: a["athlete_id"] == who)
+        service.queue.put("import", athlete_id=athlete, object_id=own["id"])
+    service.worker.drain()
+    admin = DirectusClient(directus.url, directus.admin_token)
+    owners = {int(i["athlete_id"]) for i in admin.items(collection, limit=-1)}
+    assert owners == set(athletes)
