@@ -104,8 +104,13 @@ class DirectusClient:
         folder: str | None,
         title: str,
         replace: str | None = None,
+        file_id: str | None = None,
     ) -> str:
-        """Store a file (or replace one in place); returns its id."""
+        """Store a file (or replace one in place); returns its id.
+
+        With `file_id`, the upload is repeatable: a file already stored under
+        that id (by an upload whose answer was lost) is replaced, not doubled.
+        """
         # Directus reads metadata only from fields sent before the file part.
         fields: dict[str, str] = {"title": title}
         if folder:
@@ -113,9 +118,30 @@ class DirectusClient:
         files = {"file": (filename, content, mime)}
         if replace:
             data = self.request("PATCH", f"/files/{replace}", data=fields, files=files)
+        elif file_id:
+            data = self._upload_as(file_id, fields, files)
         else:
             data = self.request("POST", "/files", data=fields, files=files)
         return str(data["id"])
+
+    def _upload_as(
+        self, file_id: str, fields: dict[str, str], files: dict[str, Any]
+    ) -> Any:
+        try:
+            return self.request(
+                "POST", "/files", data={"id": file_id, **fields}, files=files
+            )
+        except DirectusError as exc:
+            taken = exc.status == 400 and self._file_exists(file_id)
+            if not taken:
+                raise
+        return self.request("PATCH", f"/files/{file_id}", data=fields, files=files)
+
+    def _file_exists(self, file_id: str) -> bool:
+        found = self.request(
+            "GET", "/files", params={"filter[id][_eq]": file_id, "fields": "id"}
+        )
+        return bool(found)
 
     def delete_file(self, file_id: str) -> None:
         """Remove a file; a missing one is fine."""

@@ -14,6 +14,7 @@ import logging
 import math
 import posixpath
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -304,6 +305,7 @@ class Importer:
             self.folder("gpx"),
             title,
             replace=existing,
+            file_id=None if existing else self._file_key(activity, "gpx"),
         )
         self._record_file(int(activity["id"]), file_id, digest)
         outcome.wrote_gpx = True
@@ -355,6 +357,7 @@ class Importer:
             mime or "application/octet-stream",
             self.folder("original_file"),
             title,
+            file_id=self._file_key(activity.summary, "original"),
         )
         self.store.db.execute(
             "INSERT INTO ledger(activity_id, athlete_id, state, original_file, "
@@ -364,6 +367,15 @@ class Importer:
             (int(activity.summary["id"]), file_id, time.time()),
         )
         return file_id
+
+    def _file_key(self, activity: Mapping[str, Any], kind: str) -> str:
+        """The id an activity's file gets in Directus, the same on every try.
+
+        A crash between an upload and the ledger noting it would otherwise
+        leave the first copy behind and upload a second one on the next try.
+        """
+        name = f"directus-strava:{self.config.collection}:{activity['id']}:{kind}"
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
 
     def ledger(self, activity_id: int) -> Any:
         """What the ledger knows of an activity (None if nothing)."""
