@@ -229,3 +229,35 @@ def test_a_household_connects_several_athletes(
     admin = DirectusClient(directus.url, directus.admin_token)
     owners = {int(i["athlete_id"]) for i in admin.items(collection, limit=-1)}
     assert owners == set(athletes)
+
+
+def test_a_mapping_function_of_the_users_own_fills_their_collection(
+    sim: RunningSimulator, directus: Any, tmp_path: Path
+) -> None:
+    admin = DirectusClient(directus.url, directus.admin_token)
+    fields = [
+        {"field": "id", "type": "bigInteger",
+         "schema": {"is_primary_key": True, "has_auto_increment": False}},
+        {"field": "title", "type": "string"},
+        {"field": "country", "type": "string"},
+        {"field": "track", "type": "uuid"},
+    ]  # fmt: skip
+    admin.request("POST", "/collections", json={"collection": "my_trips",
+                                                "meta": {}, "schema": {},
+                                                "fields": fields})  # fmt: skip
+    sim.control.reset()
+    sim.control.seed(7, activities=4)
+    settings = settings_for(
+        sim, directus.url, directus.admin_token, tmp_path,
+        directus_collection="my_trips", mapping_function="trip_mapping:to_trip",
+    )  # fmt: skip
+    service = Service.build(settings, clock=SharedClock(sim, START))
+    athlete = connect(service).athlete_id
+    gps = pick(sim, lambda a: not a["manual"] and 0 < a["points"] < 80_000)
+    service.importer.import_activity(athlete, gps["id"])
+    [trip] = admin.items("my_trips")
+    assert trip["title"].startswith(gps["name"])
+    assert trip["title"].endswith(f"({gps['sport_type']})")
+    assert len(trip["country"]) == 2
+    assert trip["track"]
+    service.close()

@@ -197,7 +197,14 @@ def upload_folder(directus: DirectusClient, collection: str, field: str) -> str 
     """The folder a file field uploads into, as setup configured it."""
     # Directus 12.4.0 answers every non-admin read of /folders with a 500, so
     # the service user learns the folder from the field's own options.
-    meta = directus.request("GET", f"/fields/{collection}/{field}").get("meta") or {}
+    try:
+        found = directus.request("GET", f"/fields/{collection}/{field}")
+    except DirectusError as exc:
+        # A collection of the user's own may have no such field: no folder then.
+        if exc.status in (403, 404):
+            return None
+        raise
+    meta = found.get("meta") or {}
     folder = (meta.get("options") or {}).get("folder")
     return str(folder) if folder else None
 
