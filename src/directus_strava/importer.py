@@ -65,6 +65,7 @@ class ImportConfig:
     mapping: Mapping_ = default_mapping
     on_delete: OnDelete = OnDelete.REMOVE
     route_tolerance_m: float = 5.0
+    photos: bool = False
 
 
 @dataclass
@@ -101,6 +102,9 @@ class Importer:
         assert self.strava is not None, "importing from the API needs Strava"
         detail = self.strava.activity(athlete_id, activity_id, bulk=bulk)
         streams = self.strava.streams(athlete_id, activity_id, bulk=bulk)
+        if self.config.photos and detail.get("total_photo_count"):
+            photos = self.strava.photos(athlete_id, activity_id, bulk=bulk)
+            detail = {**detail, "photo_list": photos}
         return self.write_detail(athlete_id, detail, gpx.unwrap_streams(streams))
 
     def write_detail(

@@ -60,6 +60,7 @@ def default_mapping(
         "athlete_id": _athlete(activity),
         "gear_name": clean_text((activity.get("gear") or {}).get("name")),
         "strava_url": f"https://www.strava.com/activities/{int(activity['id'])}",
+        "photos": activity.get("photo_list"),
     }
     item.update({name: _float(activity.get(name)) for name in FLOATS})
     item.update({name: _int(activity.get(name)) for name in INTEGERS})

@@ -91,6 +91,7 @@ def activity_fields(
         _field("achievement_count", "integer"),
         _field("pr_count", "integer"),
         _field("photo_count", "integer"),
+        _field("photos", "json", "input-code", note="links, with IMPORT_PHOTOS"),
         _field("athlete_count", "integer", note="people who took part"),
         _field("athlete_id", "bigInteger"),
         *(

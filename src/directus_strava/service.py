@@ -61,6 +61,7 @@ class Service:
             collection=settings.directus_collection,
             mapping=load_mapping(settings.mapping_function),
             on_delete=settings.on_delete,
+            photos=settings.import_photos,
         )
         importer = Importer(strava, directus, store, config)
         queue = Queue(store)

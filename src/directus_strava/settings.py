@@ -44,6 +44,7 @@ HINTS: dict[str, str] = {
     "SERVICE_PORT": "a TCP port number between 1 and 65535",
     "DIRECTUS_COLLECTION": "a collection name of letters, digits and underscores",
     "ON_DELETE": "`remove` (default) or `mark`",
+    "IMPORT_PHOTOS": "`true` to also fetch photo links (one more request each)",
     "MAPPING_FUNCTION": "`module:function` of your own mapping, or leave it unset",
     "WEBHOOKS": "`on` (default: Strava pushes changes) or `off` (poll instead)",
     "POLL_INTERVAL": "seconds between polls of Strava, at least 60 (default 1800)",
@@ -79,6 +80,7 @@ class Settings(BaseSettings):
     service_demo: bool = False
     on_delete: OnDelete = OnDelete.REMOVE
     mapping_function: str | None = None
+    import_photos: bool = False
     directus_session_cookie: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = (
         "directus_session_token"
     )

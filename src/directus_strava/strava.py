@@ -97,6 +97,16 @@ class StravaClient:
             return {item["type"]: item for item in result if "type" in item}
         return dict(result)
 
+    def photos(
+        self, athlete_id: int, activity_id: int, bulk: bool = False
+    ) -> list[dict[str, Any]]:
+        """Links and captions of an activity's photos (Strava's and others')."""
+        params = {"size": 2048, "photo_sources": "true"}
+        result: list[dict[str, Any]] = self._get(
+            athlete_id, f"/activities/{activity_id}/photos", params, bulk
+        )
+        return result
+
     def close(self) -> None:
         """Release the connection pool."""
         self._http.close()

@@ -175,7 +175,10 @@ class Worker:
     def _cost(self, job: Job) -> int:
         if job.kind == "deepen" and self.importer.has_api_detail(job.object_id or 0):
             return 0
-        return COSTS.get(job.kind, 0)
+        cost = COSTS.get(job.kind, 0)
+        if job.kind in ("import", "deepen") and self.importer.config.photos:
+            cost += 1
+        return cost
 
     def _idle_wait(self) -> float:
         now = self.clock.now()
