@@ -9,12 +9,16 @@ and test_webhook_crash.py, a crash inside a local write in test_store.py.)
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +41,7 @@ from served import serve
 from strava_flow import SharedClock, connect, settings_for
 from strava_simulator import RunningSimulator, SeedOptions, SimulatorConfig, running
 from tcp_proxy import proxied
+from test_archive_import import FILENAME, ID, NAME, rows_of
 
 pytestmark = pytest.mark.directus
 
@@ -258,8 +263,6 @@ def test_sigkill_during_an_archive_import_ends_like_an_undisturbed_run(
 
 def big_archive(path: Path, count: int) -> Path:
     """An export of `count` GPX activities (the fixture track, renumbered)."""
-    from test_archive_import import FILENAME, ID, NAME, rows_of
-
     header, template = rows_of("activities.csv")
     track = (TESTS / "fixtures" / "archive" / "berlin_0.9km.gpx").read_bytes()
     rows, files = [], {}
@@ -269,10 +272,6 @@ def big_archive(path: Path, count: int) -> Path:
         row[ID], row[NAME], row[FILENAME] = str(5000 + number), f"Run {number}", name
         rows.append(row)
         files[name] = track
-    import csv
-    import io
-    import zipfile
-
     text = io.StringIO()
     csv.writer(text).writerows([header, *rows])
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as export:
@@ -283,8 +282,6 @@ def big_archive(path: Path, count: int) -> Path:
 
 
 def cli_env(service: Service) -> dict[str, str]:
-    import os
-
     settings = service.settings
     values = settings.model_dump(mode="json")
     for name in ("strava_client_secret", "directus_token", "service_secret_key"):

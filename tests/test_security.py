@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from pydantic import SecretStr
 
 import secret_watch
 from directus_strava import cli
@@ -423,7 +424,7 @@ def test_a_wrong_secret_key_is_a_clear_error(door: Door) -> None:
     if not door.service.tokens.connected():
         _connected(door)
     settings = door.service.settings.model_copy(
-        update={"service_secret_key": _key("another-key-" + "k" * 32)}
+        update={"service_secret_key": SecretStr("another-key-" + "k" * 32)}
     )
     with pytest.raises(SecretKeyError, match="cannot be decrypted with this"):
         Service.build(settings)
@@ -441,9 +442,3 @@ def test_a_wrong_secret_key_is_a_clear_error(door: Door) -> None:
     assert len(lines) == 1, result.output
     assert lines[0].startswith("error: Stored Strava tokens cannot be decrypted")
     assert "Traceback" not in result.output
-
-
-def _key(value: str) -> Any:
-    from pydantic import SecretStr
-
-    return SecretStr(value)

@@ -7,6 +7,7 @@ by the body, whose shape differs between Strava's eras.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,25 @@ from directus_strava.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class _SecretRedactor(logging.Filter):
+    """Hides `client_secret=...` in httpx's request lines.
+
+    Strava wants the app's secret in the query string of the subscription
+    listing and deletion, and httpx logs every request's URL at INFO.
+    """
+
+    pattern = re.compile(r"(client_secret=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "client_secret=" in message:
+            record.msg, record.args = self.pattern.sub(r"\1***", message), None
+        return True
+
+
+logging.getLogger("httpx").addFilter(_SecretRedactor())
 
 STREAM_KEYS = (
     "time,latlng,distance,altitude,velocity_smooth,heartrate,cadence,watts,"
