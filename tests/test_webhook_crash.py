@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 
-import local_directus
 from directus_strava.settings import Settings
 from directus_strava.store import Store
 from directus_strava.webhooks import verify_token
@@ -27,20 +26,9 @@ TESTS = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
-def directus_instance(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
-    """The shared local Directus (conftest's) or one of our own."""
-    try:
-        shared = request.getfixturevalue("directus_sqlite")
-    except pytest.FixtureLookupError:
-        shared = None
-    if shared is not None:
-        yield shared
-        return
-    folder = tmp_path_factory.mktemp("directus")
-    with local_directus.running("sqlite", folder) as instance:
-        yield instance
+def directus_instance(directus_sqlite: Any) -> Any:
+    """The session's SQLite Directus (tests/conftest.py)."""
+    return directus_sqlite
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-import local_directus
 from directus_strava.directus import DirectusClient
 from directus_strava.scheduler import Scheduler, Timetable
 from directus_strava.service import Service
@@ -30,20 +29,9 @@ pytestmark = pytest.mark.directus
 
 
 @pytest.fixture(scope="module")
-def directus_instance(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
-    """The shared local Directus (conftest's) or one of our own."""
-    try:
-        shared = request.getfixturevalue("directus_sqlite")
-    except pytest.FixtureLookupError:
-        shared = None
-    if shared is not None:
-        yield shared
-        return
-    folder = tmp_path_factory.mktemp("directus")
-    with local_directus.running("sqlite", folder) as instance:
-        yield instance
+def directus_instance(directus_sqlite: Any) -> Any:
+    """The session's SQLite Directus (tests/conftest.py)."""
+    return directus_sqlite
 
 
 @pytest.fixture(scope="module")
