@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from directus_strava.jobs import BULK, INTERACTIVE, LIVE, Queue
 from directus_strava.store import Store
@@ -97,3 +98,31 @@ def test_store_migrates_an_empty_database_to_the_latest_schema(tmp_path: Path) -
     version = store.db.execute("PRAGMA user_version").fetchone()[0]
     assert version >= 1
     assert store.migrate() == version
+
+
+def test_a_job_that_crashes_is_kept_failed_and_the_worker_goes_on(
+    tmp_path: Path,
+) -> None:
+    from directus_strava.budget import RateBudget
+    from directus_strava.clock import SystemClock
+    from directus_strava.worker import Worker
+
+    jobs = queue(tmp_path)
+    clock = SystemClock()
+    worker = Worker(jobs, None, None, RateBudget(clock), clock)  # type: ignore[arg-type]
+    ran: list[int] = []
+
+    def crash(job: Any) -> dict[str, Any]:
+        raise KeyError("start_latlng")
+
+    def work(job: Any) -> dict[str, Any]:
+        ran.append(job.object_id)
+        return {}
+
+    worker.handlers.update({"delete": crash, "deauthorize": work})
+    jobs.put("delete", object_id=1, priority=INTERACTIVE)
+    jobs.put("deauthorize", athlete_id=5, object_id=2, priority=LIVE)
+    assert worker.drain() == 2
+    assert ran == [2]
+    [failed] = jobs.listing("failed")
+    assert "unexpected KeyError" in failed["last_error"]

@@ -17,11 +17,8 @@ from directus_strava import backfill
 from directus_strava.budget import RateBudget
 from directus_strava.clock import Clock
 from directus_strava.errors import (
-    AuthorizationError,
-    DirectusError,
     DirectusStravaError,
     DirectusUnavailable,
-    NotFound,
     RateLimited,
     StravaUnavailable,
 )
@@ -125,10 +122,16 @@ class Worker:
             self.queue.later(job, exc.until, str(exc), count=False)
         except (StravaUnavailable, DirectusUnavailable) as exc:
             self._retry(job, exc)
-        except (NotFound, AuthorizationError, DirectusError) as exc:
-            self._give_up(job, exc)
         except DirectusStravaError as exc:
             self._give_up(job, exc)
+        except Exception as exc:
+            # A bug or data nobody foresaw: keep the job, failed and visible,
+            # rather than let it kill the worker and crash it again on restart.
+            log.exception(
+                "event=job_crashed kind=%s object=%s", job.kind, job.object_id
+            )
+            reason = f"unexpected {type(exc).__name__} ({exc}); see the service log"
+            self._give_up(job, RuntimeError(reason))
         else:
             self.queue.done(job)
             ms = (time.perf_counter() - started) * 1000
