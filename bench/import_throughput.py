@@ -98,9 +98,10 @@ def capture(service: Service) -> Capture:
         folder: str | None,
         title: str,
         replace: str | None = None,
+        file_id: str | None = None,
     ) -> str:
         seen.files.append((filename, content, mime, folder, title))
-        return upload(content, filename, mime, folder, title, replace)
+        return upload(content, filename, mime, folder, title, replace, file_id)
 
     def requesting(method: str, path: str, **kwargs: Any) -> Any:
         seen.requests += 1
