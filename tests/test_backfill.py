@@ -229,7 +229,8 @@ def environment(settings: Settings) -> dict[str, str]:
 
 
 def work(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "directus_strava", "work"]
+    # Only the backfill's own requests are counted: no polling beside it.
+    command = [sys.executable, "-m", "directus_strava", "work", "--no-scheduler"]
     return subprocess.Popen(
         command,
         env=environment(settings),

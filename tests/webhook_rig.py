@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import uvicorn
 from starlette.applications import Starlette
 
 from directus_strava import webhooks
@@ -23,6 +22,7 @@ from directus_strava.directus import DirectusClient
 from directus_strava.schema import setup
 from directus_strava.service import Service
 from local_directus.instance import free_port
+from served import serve
 from strava_flow import settings_for
 from strava_simulator import RunningSimulator
 
@@ -52,25 +52,9 @@ def callback_app(service: Service, scheduler: bool = True) -> Starlette:
 @contextlib.contextmanager
 def serving(service: Service, scheduler: bool = True) -> Iterator[str]:
     """Serve the callback on SERVICE_PORT; yields the callback URL."""
-    config = uvicorn.Config(
-        callback_app(service, scheduler),
-        host="127.0.0.1",
-        port=service.settings.service_port,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "the callback server stopped"
-        assert time.monotonic() < deadline, "the callback server did not start"
-        time.sleep(0.01)
-    try:
+    app = callback_app(service, scheduler)
+    with serve(app, port=service.settings.service_port):
         yield webhooks.callback_url(service.settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def eventually(probe: Callable[[], T], timeout: float = 30, what: str = "") -> T:

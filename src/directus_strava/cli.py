@@ -238,13 +238,19 @@ def sync(athlete: int | None) -> None:
 
 
 @cli.command()
+@click.option(
+    "--scheduler/--no-scheduler",
+    default=True,
+    show_default=True,
+    help="Also enqueue polling, reconciliation and subscription checks.",
+)
 @_reported
-def work() -> None:
-    """Run the worker and scheduler alone until interrupted or terminated."""
+def work(scheduler: bool) -> None:
+    """Run the worker (and scheduler) alone until interrupted or terminated."""
     service = _service()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    threads = service.start_background(stop)
+    threads = service.start_background(stop, scheduler=scheduler)
     try:
         while not stop.wait(1.0):
             pass

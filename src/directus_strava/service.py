@@ -86,12 +86,19 @@ class Service:
             scheduler,
         )
 
-    def start_background(self, stop: threading.Event) -> list[threading.Thread]:
-        """Run the worker and the scheduler in threads until `stop` is set."""
+    def start_background(
+        self, stop: threading.Event, scheduler: bool = True
+    ) -> list[threading.Thread]:
+        """Run the worker (and the scheduler) in threads until `stop` is set."""
         threads = [
-            threading.Thread(target=self.worker.run, args=(stop,), name="worker"),
-            threading.Thread(target=self.scheduler.run, args=(stop,), name="scheduler"),
+            threading.Thread(target=self.worker.run, args=(stop,), name="worker")
         ]
+        if scheduler:
+            threads.append(
+                threading.Thread(
+                    target=self.scheduler.run, args=(stop,), name="scheduler"
+                )
+            )
         for thread in threads:
             thread.daemon = True
             thread.start()
