@@ -24,6 +24,7 @@ from directus_strava import backfill
 from directus_strava.jobs import Job
 from directus_strava.service import Service
 from local_directus import Instance
+from strava_flow import SharedClock
 
 START = 1_796_292_000.0  # 2026-12-03 10:00 UTC, on a quarter hour
 QUARTER, DAY = 900, 86_400
@@ -108,7 +109,7 @@ def run(n: int = 2000, events: int = 20, instance: Instance | None = None) -> Re
             return run(n, events, started)
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as data, rig.simulator(n, sim_clock=True) as sim:
-        clock = rig.SimClock(sim, START)
+        clock = SharedClock(sim, START)
         sim.control.set_rate_limits(reset=True, **rig.DEFAULT_LIMITS)
         port = rig.free_port()
         service, athlete = rig.service(

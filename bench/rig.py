@@ -118,25 +118,6 @@ def _announced(process: subprocess.Popen[str]) -> Simulator:
     )
 
 
-class SimClock:
-    """Our clock and the simulator's moved together; sleeping fast-forwards."""
-
-    def __init__(self, sim: Simulator, start: float) -> None:
-        self.sim = sim
-        self.t = start
-        self._lock = threading.Lock()
-        sim.control.set_clock(start)
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float, stop: threading.Event) -> bool:
-        with self._lock:
-            self.t += max(seconds, 0.001)
-            self.sim.control.set_clock(self.t)
-        return stop.is_set()
-
-
 def collection(instance: Instance, prefix: str) -> str:
     """A new activities collection, named as no earlier run named one."""
     name = f"{prefix}_{next(_NAMES)}_{int(time.time() * 1000) % 10**9}"

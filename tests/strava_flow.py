@@ -24,9 +24,13 @@ SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
 
 
 class SharedClock:
-    """Our clock and the simulator's, moved together; sleeping fast-forwards."""
+    """Our clock and the simulator's, moved together; sleeping fast-forwards.
 
-    def __init__(self, sim: RunningSimulator, start: float) -> None:
+    `sim` is anything with the simulator's `control` client: a simulator in
+    this process (RunningSimulator) or one run as its own process (bench/).
+    """
+
+    def __init__(self, sim: RunningSimulator | Any, start: float) -> None:
         self.sim = sim
         self.t = start
         self._lock = threading.Lock()
