@@ -210,6 +210,12 @@ def test_directus_away_for_a_minute_mid_import_loses_nothing(
     assert retried >= 1
     assert service.queue.counts() == {"waiting": 0, "running": 0, "failed": 0}
     assert_complete(admin, collection, ids + created, since)
+    # Retries kept what they had fetched: each activity was read from Strava
+    # once, however often its write to Directus was tried.
+    reads = sim.control.counters()["requests"]
+    assert reads["GET /api/v3/activities/{id:int}"] == len(ids + created)
+    assert reads["GET /api/v3/activities/{id:int}/streams"] == len(ids + created)
+    assert service.store.db.execute("SELECT count(*) FROM job_data").fetchone()[0] == 0
     service.close()
 
 

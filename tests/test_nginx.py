@@ -150,6 +150,12 @@ def test_one_directus_login_opens_the_service(deployment: Deployment) -> None:
         activities = client.get(f"{PREFIX}/activities")
         assert activities.status_code == 200
         assert "Recent activities" in activities.text
+        # The prefix typed without its slash, straight at the service, is the
+        # status page too.
+        service = f"http://127.0.0.1:{deployment.env['SERVICE_PORT']}"
+        bare = client.get(service + PREFIX)
+        assert bare.status_code == 200
+        assert "Connected athletes" in bare.text
 
 
 def test_without_a_login_the_pages_send_to_the_login_form(

@@ -121,7 +121,8 @@ class Doorkeeper:
 
     def csrf_ok(self, session: Session, token: str) -> bool:
         """True when a submitted token belongs to this session."""
-        return hmac.compare_digest(self.csrf_token(session), token)
+        # As bytes: compare_digest refuses str with non-ASCII characters.
+        return hmac.compare_digest(self.csrf_token(session).encode(), token.encode())
 
     # Directus ---------------------------------------------------------------
 

@@ -93,7 +93,7 @@ class DirectusClient:
         try:
             self.request("DELETE", f"/items/{collection}/{item_id}")
         except DirectusError as exc:
-            if exc.status not in (403, 404):
+            if not exc.missing:
                 raise
 
     def upload(
@@ -148,7 +148,7 @@ class DirectusClient:
         try:
             self.request("DELETE", f"/files/{file_id}")
         except DirectusError as exc:
-            if exc.status not in (403, 404):
+            if not exc.missing:
                 raise
 
     def download(self, file_id: str) -> bytes:

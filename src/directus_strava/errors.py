@@ -57,6 +57,15 @@ class DirectusError(DirectusStravaError):
         super().__init__(message)
         self.status = status
 
+    @property
+    def missing(self) -> bool:
+        """True when the thing asked for is not there.
+
+        Directus answers 403, not 404, for a collection, field or item that
+        does not exist, so that existence is not disclosed to the caller.
+        """
+        return self.status in (403, 404)
+
 
 class DirectusUnavailable(DirectusError):
     """Directus could not be reached or answered 5xx; retrying later may help."""

@@ -99,13 +99,23 @@ class Importer:
         self, athlete_id: int, activity_id: int, bulk: bool = False
     ) -> Outcome:
         """Fetch an activity's detail and streams and write it completely."""
+        return self.write_fetched(athlete_id, self.fetch(athlete_id, activity_id, bulk))
+
+    def fetch(
+        self, athlete_id: int, activity_id: int, bulk: bool = False
+    ) -> dict[str, Any]:
+        """An activity's detail and streams from Strava, ready for write_fetched."""
         assert self.strava is not None, "importing from the API needs Strava"
         detail = self.strava.activity(athlete_id, activity_id, bulk=bulk)
         streams = self.strava.streams(athlete_id, activity_id, bulk=bulk)
         if self.config.photos and detail.get("total_photo_count"):
             photos = self.strava.photos(athlete_id, activity_id, bulk=bulk)
             detail = {**detail, "photo_list": photos}
-        return self.write_detail(athlete_id, detail, gpx.unwrap_streams(streams))
+        return {"detail": detail, "streams": gpx.unwrap_streams(streams)}
+
+    def write_fetched(self, athlete_id: int, fetched: Mapping[str, Any]) -> Outcome:
+        """Write what fetch returned."""
+        return self.write_detail(athlete_id, fetched["detail"], fetched["streams"])
 
     def write_detail(
         self,

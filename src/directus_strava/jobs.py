@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import time
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,9 @@ BULK = 50
 
 LEASE_SECONDS = 300
 MAX_ATTEMPTS = 8
+# What a job fetched is reused for this long at most (seconds): an activity
+# edited later without a webhook event reaching us is then fetched afresh.
+KEEP_SECONDS = 6 * 3600
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,12 @@ class Queue:
         """
         key = key or f"{kind}:{athlete_id}:{object_id}"
         now = time.time()
+        # News for a waiting job makes what it fetched before stale.
+        self.store.db.execute(
+            "DELETE FROM job_data WHERE job_id IN "
+            "(SELECT id FROM jobs WHERE key = ? AND state = 'waiting')",
+            (key,),
+        )
         self.store.db.execute(
             "INSERT INTO jobs(kind, key, athlete_id, object_id, priority, payload, "
             "not_before, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
@@ -134,6 +145,38 @@ class Queue:
     def done(self, job: Job) -> None:
         """Forget a finished job."""
         self.store.db.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+
+    def keep(self, job: Job, data: Mapping[str, Any]) -> None:
+        """Keep what a job fetched, so that its next attempt need not fetch it.
+
+        It goes with the job, and goes when news for the job arrives (a later
+        webhook event for the same activity): the next attempt starts afresh.
+        """
+        blob = zlib.compress(json.dumps(data).encode(), 1)
+        self.store.db.execute(
+            "INSERT OR REPLACE INTO job_data(job_id, data, kept_at) "
+            "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?)",
+            (job.id, blob, time.time(), job.id),
+        )
+
+    def kept(self, job: Job) -> dict[str, Any] | None:
+        """What an earlier attempt of the job kept, unless it is too old."""
+        row = self.store.db.execute(
+            "SELECT data FROM job_data WHERE job_id = ? AND kept_at > ?",
+            (job.id, time.time() - KEEP_SECONDS),
+        ).fetchone()
+        if row is None:
+            return None
+        kept: dict[str, Any] = json.loads(zlib.decompress(row["data"]))
+        return kept
+
+    def holds(self, job: Job) -> bool:
+        """True when the job kept what it fetched (see kept)."""
+        row = self.store.db.execute(
+            "SELECT 1 FROM job_data WHERE job_id = ? AND kept_at > ?",
+            (job.id, time.time() - KEEP_SECONDS),
+        ).fetchone()
+        return row is not None
 
     def later(self, job: Job, not_before: float, error: str, count: bool) -> None:
         """Put a job back to wait; `count=False` undoes its attempt (rate waits)."""

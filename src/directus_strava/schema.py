@@ -202,7 +202,7 @@ def upload_folder(directus: DirectusClient, collection: str, field: str) -> str 
         found = directus.request("GET", f"/fields/{collection}/{field}")
     except DirectusError as exc:
         # A collection of the user's own may have no such field: no folder then.
-        if exc.status in (403, 404):
+        if exc.missing:
             return None
         raise
     meta = found.get("meta") or {}
@@ -225,8 +225,7 @@ def _existing_fields(directus: DirectusClient, collection: str) -> set[str] | No
     try:
         fields = directus.request("GET", f"/fields/{collection}")
     except DirectusError as exc:
-        # A missing collection answers 403, not 404 (Directus hides existence).
-        if exc.status in (403, 404):
+        if exc.missing:
             return None
         raise
     return {field["field"] for field in fields or []} or None
@@ -366,5 +365,5 @@ def _drop(directus: DirectusClient, collection: str) -> None:
     try:
         directus.request("DELETE", f"/collections/{collection}")
     except DirectusError as exc:
-        if exc.status not in (403, 404):
+        if not exc.missing:
             raise

@@ -76,6 +76,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE ledger ADD COLUMN source TEXT;
     """,
+    # 3: what a job fetched from Strava, kept while its write waits to retry.
+    """
+    CREATE TABLE job_data (
+        job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+        data BLOB NOT NULL,
+        kept_at REAL NOT NULL
+    );
+    """,
 ]
 
 

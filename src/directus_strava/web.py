@@ -24,6 +24,7 @@ from urllib.parse import urlencode, urlsplit
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 PER_PAGE = 30
 HEALTH_CACHE_SECONDS = 5.0
+# Form numbers longer than this are refused (SQLite integers stop at 2**63).
+MAX_DIGITS = 18
 
 
 @dataclass
@@ -70,8 +73,7 @@ class Visit:
 
     def number(self, name: str, default: int) -> int:
         """A positive whole-number field, or the default."""
-        text = self.field(name)
-        return int(text) if text.isdigit() and int(text) > 0 else default
+        return _count(self.field(name)) or default
 
 
 Page = Callable[[Visit], Response]
@@ -151,8 +153,15 @@ class Site:
 
         async def endpoint(request: Request) -> Response:
             session = self.keeper.session(request.cookies.get(SESSION_COOKIE))
-            form = await request.form() if request.method == "POST" else FormData()
-            visit = Visit(request, session, None, form)
+            visit = Visit(request, session, None)
+            try:
+                if request.method == "POST":
+                    visit.form = await request.form()
+            except HTTPException as exc:
+                # A body that is no form at all (say, multipart without a
+                # boundary): nothing to act on, and nobody to check yet.
+                reason = f"The form could not be read ({exc.detail})."
+                return self._refusal(visit, reason, status=400)
             response = await run_in_threadpool(self._enter, page, visit, open_)
             if session.changed:
                 self._set_cookie(response, session)
@@ -433,7 +442,7 @@ class Site:
         """Queue imports of the ticked activities (or the one button pressed)."""
         one = visit.field("one")
         picked = [one] if one else [str(v) for v in visit.form.getlist("activity")]
-        ids = [int(value) for value in picked if value.isdigit()]
+        ids = [number for number in map(_count, picked) if number]
         owners = self._owners(ids)
         for activity_id, athlete_id in owners.items():
             self.service.queue.put(
@@ -541,7 +550,10 @@ class Frontage:
             return
         if self.prefix:
             scope = dict(scope, root_path=self.prefix)
-            if not scope["path"].startswith(self.prefix + "/"):
+            if scope["path"] == self.prefix:
+                # "/strava" typed without its slash is the status page too.
+                scope["path"] = self.prefix + "/"
+            elif not scope["path"].startswith(self.prefix + "/"):
                 scope["path"] = self.prefix + scope["path"]
         started = time.perf_counter()
         status = 500
@@ -576,6 +588,17 @@ def _harden(response: Response, strava_web: str) -> None:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cache-Control"] = "no-store"
+
+
+def _count(text: str) -> int:
+    """A positive id or count from a form, or 0 for anything else.
+
+    ASCII digits only ("²" is a digit to str.isdigit but not to int), and
+    below SQLite's integer limit so a query never overflows.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_DIGITS:
+        return 0
+    return int(text)
 
 
 def _activity(row: Any, queued: set[int]) -> dict[str, Any]:

@@ -43,6 +43,8 @@ LAST_EVENT_EVERY = 30.0
 # An import waits this long after the last event for its activity, so a burst
 # of edits (or Strava's retries) ends in one import.
 SETTLE_SECONDS = 2.0
+# Ids are stored in SQLite, whose integers stop below 2**63.
+ID_LIMIT = 2**63
 
 
 def _derive(secret_key: str, label: str) -> str:
@@ -77,9 +79,9 @@ class Event(BaseModel):
 
     object_type: Literal["activity", "athlete"]
     aspect_type: Literal["create", "update", "delete"]
-    object_id: StrictInt = Field(gt=0)
-    owner_id: StrictInt = Field(gt=0)
-    subscription_id: StrictInt = Field(gt=0)
+    object_id: StrictInt = Field(gt=0, lt=ID_LIMIT)
+    owner_id: StrictInt = Field(gt=0, lt=ID_LIMIT)
+    subscription_id: StrictInt = Field(gt=0, lt=ID_LIMIT)
     event_time: StrictInt = 0
     updates: dict[str, Any] = Field(default_factory=dict)
 
@@ -180,11 +182,11 @@ def routes(service: Service) -> list[Route]:
     secret, token = path_secret(settings), verify_token(settings)
 
     async def validate(request: Request) -> Response:
-        if not hmac.compare_digest(request.path_params["secret"], secret):
+        if not _same(request.path_params["secret"], secret):
             return _refused("unknown callback path", 404, "validation")
         query = request.query_params
         challenge = query.get("hub.challenge", "")
-        wrong = query.get("hub.mode") != "subscribe" or not hmac.compare_digest(
+        wrong = query.get("hub.mode") != "subscribe" or not _same(
             query.get("hub.verify_token", ""), token
         )
         if wrong or not challenge or len(challenge) > MAX_CHALLENGE:
@@ -194,7 +196,7 @@ def routes(service: Service) -> list[Route]:
 
     async def receive(request: Request) -> Response:
         started = time.perf_counter()
-        if not hmac.compare_digest(request.path_params["secret"], secret):
+        if not _same(request.path_params["secret"], secret):
             return _refused("unknown callback path", 404, "event")
         try:
             event = parse_event(await _bounded_body(request))
@@ -218,6 +220,11 @@ def routes(service: Service) -> list[Route]:
         Route(path, validate, methods=["GET"], name="webhook_validate"),
         Route(path, receive, methods=["POST"], name="webhook_event"),
     ]
+
+
+def _same(given: str, expected: str) -> bool:
+    """A constant-time comparison that takes any text a request may carry."""
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 async def _bounded_body(request: Request) -> bytes:

@@ -178,6 +178,8 @@ class Worker:
     def _cost(self, job: Job) -> int:
         if job.kind == "deepen" and self.importer.has_api_detail(job.object_id or 0):
             return 0
+        if job.kind in ("import", "deepen") and self.queue.holds(job):
+            return 0
         cost = COSTS.get(job.kind, 0)
         if job.kind in ("import", "deepen") and self.importer.config.photos:
             cost += 1
@@ -204,21 +206,29 @@ class Worker:
         return max(0.0, min(min(dues) - now, 60.0)) or 0.01
 
     def _import(self, job: Job) -> dict[str, Any]:
-        assert job.athlete_id
-        assert job.object_id
-        outcome = self.importer.import_activity(
-            job.athlete_id, job.object_id, bulk=job.bulk
-        )
-        return {"item": outcome.wrote_item, "gpx": outcome.wrote_gpx}
+        return self._fetch_and_write(job)
 
     def _deepen(self, job: Job) -> dict[str, Any]:
         """Detail and streams of one backfilled activity, unless already there."""
-        assert job.athlete_id
         assert job.object_id
         if self.importer.has_api_detail(job.object_id):
             return {"skipped": True}
-        outcome = self.importer.import_activity(job.athlete_id, job.object_id, True)
-        return {"item": outcome.wrote_item, "gpx": outcome.wrote_gpx}
+        return self._fetch_and_write(job)
+
+    def _fetch_and_write(self, job: Job) -> dict[str, Any]:
+        assert job.athlete_id
+        assert job.object_id
+        fetched = self.queue.kept(job)
+        reused = fetched is not None
+        if fetched is None:
+            fetched = self.importer.fetch(job.athlete_id, job.object_id, job.bulk)
+        try:
+            outcome = self.importer.write_fetched(job.athlete_id, fetched)
+        except DirectusUnavailable:
+            # While Directus is away, the retries then spend no Strava reads.
+            self.queue.keep(job, fetched)
+            raise
+        return {"item": outcome.wrote_item, "gpx": outcome.wrote_gpx, "reused": reused}
 
     def _backfill(self, job: Job) -> dict[str, Any]:
         """List one page of 200 into Directus; enqueue its deepening, newest first.

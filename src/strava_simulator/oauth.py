@@ -182,9 +182,8 @@ def check_client(sim: Simulator, values: dict[str, str], secret: bool) -> int:
     client_id = values.get("client_id", "")
     if client_id != str(sim.config.client_id):
         raise bad_request("Application", "client_id")
-    if secret and not secrets.compare_digest(
-        values.get("client_secret", ""), sim.config.client_secret
-    ):
+    given = values.get("client_secret", "").encode()
+    if secret and not secrets.compare_digest(given, sim.config.client_secret.encode()):
         raise bad_request("Application", "client_secret")
     return int(client_id)
 
