@@ -88,6 +88,14 @@ def _secret_watch(tmp_path_factory: pytest.TempPathFactory) -> None:
     secret_watch.start(tmp_path_factory.getbasetemp() / "session.log")
 
 
+@pytest.fixture(autouse=True)
+def _library_lines_watched() -> Iterator[None]:
+    # A CLI run in-process sets httpx to WARNING; the tests after it would
+    # otherwise log no request lines for the watch to read.
+    yield
+    secret_watch.keep_library_lines()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run when a planted secret shows up anywhere it must not."""
     if secret_watch.WATCH.log_file is None:

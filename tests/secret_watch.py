@@ -22,9 +22,11 @@ the simulators they might start are not watched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +75,41 @@ def start(log_file: Path) -> None:
     _watch_http()
 
 
+class _NotTheBrowser(logging.Filter):
+    """Leaves out the tests' own browser following Strava back with its code.
+
+    Tests play the browser with httpx, which logs the callback URL, code and
+    all. In a deployment that request is the browser's, never logged by the
+    service (whose request lines carry the path only), so it proves nothing.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "httpx":
+            return True
+        return "/oauth/callback?" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def unlogged() -> Iterator[None]:
+    """For a request a test sends with a secret in its URL on purpose."""
+    httpx_log = logging.getLogger("httpx")
+    level = httpx_log.level
+    httpx_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        httpx_log.setLevel(level)
+
+
+def keep_library_lines() -> None:
+    """Undo what quietened httpx (the CLI does, for its users' screens)."""
+    logging.getLogger("httpx").setLevel(logging.NOTSET)
+
+
 def _log_to(path: Path) -> None:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
+    handler.addFilter(_NotTheBrowser())
     handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)

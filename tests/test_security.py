@@ -187,15 +187,19 @@ def _stranger(door: Door) -> Browser:
     return browser
 
 
-def _ended_directus_session(door: Door) -> Browser:
-    browser = _stranger(door)
+def _directus_session(door: Door, user: Person) -> str:
+    """The session cookie Directus's own login gives `user`."""
     login = httpx.post(
         door.directus.url + "/auth/login",
-        json={"email": door.admin.email, "password": door.admin.password,
-              "mode": "session"},
-    )  # fmt: skip
+        json={"email": user.email, "password": user.password, "mode": "session"},
+    )
     login.raise_for_status()
-    cookie = login.cookies["directus_session_token"]
+    return str(login.cookies["directus_session_token"])
+
+
+def _ended_directus_session(door: Door) -> Browser:
+    browser = _stranger(door)
+    cookie = _directus_session(door, door.admin)
     httpx.post(
         door.directus.url + "/auth/logout",
         json={"mode": "session"},
@@ -227,13 +231,7 @@ _REFUSALS = re.compile(
 
 def _reviewer_directus_cookie(door: Door) -> Browser:
     browser = _stranger(door)
-    login = httpx.post(
-        door.directus.url + "/auth/login",
-        json={"email": door.reviewer.email, "password": door.reviewer.password,
-              "mode": "session"},
-    )  # fmt: skip
-    login.raise_for_status()
-    browser.cookies["directus_session_token"] = login.cookies["directus_session_token"]
+    browser.cookies["directus_session_token"] = _directus_session(door, door.reviewer)
     fragment = browser.get("/fragments/queue", **{"hx-request": "true"})
     assert "its role is not listed in ALLOWED_ROLES" in fragment.text
     return browser

