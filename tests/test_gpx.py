@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tracemalloc
+from array import array
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -236,7 +237,27 @@ def test_unwrap_streams_reads_both_response_shapes() -> None:
 
     assert list(recorded) == ["distance"]
     assert len(recorded["distance"]) == 13_129
-    assert listed == {"latlng": [[1.0, 2.0]], "time": [0]}
+    assert {kind: list(data) for kind, data in listed.items()} == {
+        "latlng": [[1.0, 2.0]],
+        "time": [0],
+    }
+
+
+def test_unwrap_streams_packs_only_plain_numbers() -> None:
+    streams = unwrap_streams(
+        {
+            "heartrate": {"data": [120, 121.5]},
+            "moving": {"data": [True, False]},
+            "gaps": {"data": [1, None]},
+            "huge": {"data": [2**60]},
+        }
+    )
+
+    assert isinstance(streams["heartrate"], array)
+    assert list(streams["heartrate"]) == [120.0, 121.5]
+    assert streams["moving"] == [True, False]
+    assert streams["gaps"] == [1, None]
+    assert streams["huge"] == [2**60]
 
 
 def test_day_long_activity_fits_in_modest_memory() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Iterable
@@ -115,7 +116,9 @@ class DirectusClient:
         fields: dict[str, str] = {"title": title}
         if folder:
             fields["folder"] = folder
-        files = {"file": (filename, content, mime)}
+        # As a file, httpx sends it in small pieces; as bytes, the HTTP layer
+        # copies it whole once more (25 MB for a day-long GPX).
+        files = {"file": (filename, io.BytesIO(content), mime)}
         if replace:
             data = self.request("PATCH", f"/files/{replace}", data=fields, files=files)
         elif file_id:

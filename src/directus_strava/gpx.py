@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice, repeat
@@ -56,23 +57,39 @@ _NOT_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 # Larger magnitudes are not measurements; they would only overflow formatting.
 _LIMIT = 1e15
 _BATCH = 2048
+# Whole numbers a double holds exactly.
+_EXACT = 2**53
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
-def unwrap_streams(raw: Mapping[str, Any] | Sequence[Any]) -> dict[str, list[Any]]:
-    """Turn a Strava streams response (by type, or a list) into type -> data."""
+def unwrap_streams(
+    raw: Mapping[str, Any] | Sequence[Any],
+) -> dict[str, Sequence[Any]]:
+    """Turn a Strava streams response (by type, or a list) into type -> data.
+
+    A stream of plain numbers becomes an array of doubles: a day-long
+    activity's streams then take 8 bytes a value instead of about 32.
+    """
     if isinstance(raw, Mapping):
         items: Iterator[tuple[Any, Any]] = iter(raw.items())
     else:
         items = (
             (entry.get("type"), entry) for entry in raw if isinstance(entry, Mapping)
         )
-    streams: dict[str, list[Any]] = {}
+    streams: dict[str, Sequence[Any]] = {}
     for kind, entry in items:
         data = entry.get("data") if isinstance(entry, Mapping) else entry
         if isinstance(kind, str) and isinstance(data, list):
-            streams[kind] = data
+            streams[kind] = array("d", data) if _plain_numbers(data) else data
     return streams
+
+
+def _plain_numbers(values: list[Any]) -> bool:
+    # Exact types: bools stay as they are, and ints beyond 2**53 would round.
+    return all(
+        type(value) is float or (type(value) is int and -_EXACT < value < _EXACT)
+        for value in values
+    )
 
 
 def has_track(streams: Mapping[str, Sequence[Any]]) -> bool:

@@ -121,7 +121,7 @@ class Importer:
         self,
         athlete_id: int,
         activity: Mapping[str, Any],
-        streams: Mapping[str, list[Any]],
+        streams: Mapping[str, Sequence[Any]],
         source: str = "api",
         original_file: str | None = None,
     ) -> Outcome:
@@ -275,7 +275,7 @@ class Importer:
     def _extras(
         self,
         activity: Mapping[str, Any],
-        streams: Mapping[str, list[Any]],
+        streams: Mapping[str, Sequence[Any]],
         level: str,
         source: str,
     ) -> dict[str, Any]:
@@ -299,7 +299,7 @@ class Importer:
     def _write_gpx(
         self,
         activity: Mapping[str, Any],
-        streams: Mapping[str, list[Any]],
+        streams: Mapping[str, Sequence[Any]],
         ledger: Any,
         outcome: Outcome,
     ) -> str | None:

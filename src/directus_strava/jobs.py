@@ -152,7 +152,8 @@ class Queue:
         It goes with the job, and goes when news for the job arrives (a later
         webhook event for the same activity): the next attempt starts afresh.
         """
-        blob = zlib.compress(json.dumps(data).encode(), 1)
+        # default=list: streams come as arrays of numbers (see gpx.unwrap_streams).
+        blob = zlib.compress(json.dumps(data, default=list).encode(), 1)
         self.store.db.execute(
             "INSERT OR REPLACE INTO job_data(job_id, data, kept_at) "
             "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?)",

@@ -6,6 +6,7 @@ by the body, whose shape differs between Strava's eras.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -147,14 +148,25 @@ class StravaClient:
         headers = {"Authorization": f"Bearer {self._token(athlete_id)}"}
         self.budget.spend()
         try:
-            response = self._http.get(path, params=params, headers=headers)
+            with self._http.stream(
+                "GET", path, params=params, headers=headers
+            ) as response:
+                # Kept on the response, the body would live until the garbage
+                # collector breaks httpx's reference cycle (6 MB for a
+                # day-long activity's streams); joined here, it goes once read.
+                body = b"".join(response.iter_bytes())
         except httpx.HTTPError as exc:
             raise StravaUnavailable(
                 f"Strava could not be reached for {path}: {type(exc).__name__}."
             ) from None
         self.budget.observe(response.headers, response.status_code)
         _raise_for(response, athlete_id, path, self.budget)
-        return response.json()
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise StravaUnavailable(
+                f"Strava answered {path} with something that is not JSON."
+            ) from None
 
 
 def _raise_for(
