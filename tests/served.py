@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -30,3 +31,10 @@ def serve(app: ASGIApp, port: int = 0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(20)
+
+
+def free_port() -> int:
+    """A loopback port free now, for an app that must know its URL up front."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

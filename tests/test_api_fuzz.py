@@ -12,7 +12,6 @@ does not list, and on a 502/503 that is not our explained error page.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from directus_strava.service import Service
 from directus_strava.web import create_app
 from directus_strava.webhooks import SUBSCRIPTION_KEY
 from local_directus import Instance
-from served import serve
+from served import free_port, serve
 from strava_flow import connect, settings_for
 from strava_simulator import SimulatorConfig
 from strava_simulator import running as simulator_running
@@ -70,12 +69,6 @@ class Api:
         return int(self.service.store.get(SUBSCRIPTION_KEY) or 0)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def api(
     directus_sqlite: Instance, tmp_path_factory: pytest.TempPathFactory
@@ -83,7 +76,7 @@ def api(
     admin = DirectusClient(directus_sqlite.url, directus_sqlite.admin_token)
     setup_schema(admin, COLLECTION)
     admin.close()
-    port = _free_port()
+    port = free_port()
     with simulator_running(SimulatorConfig(seed=5, activities=4)) as strava:
         settings_ = settings_for(
             strava,

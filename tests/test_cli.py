@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from click.testing import CliRunner
 from directus_strava.cli import cli
 from directus_strava.directus import DirectusClient
 from directus_strava.schema import setup
+from served import free_port
 from simulator_support import ConsentForm
 from strava_flow import SECRET_KEY
 from strava_simulator import RunningSimulator, SimulatorConfig, running
@@ -162,3 +165,72 @@ def _run(env: dict[str, str], cwd: Path, *args: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of `pid` (zombies count as gone)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, parent = stat.rsplit(")", 1)[1].split()[:2]
+        if int(parent) == pid and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _eventually(check: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+def test_serve_takes_its_worker_process_along(stop: int, tmp_path: Path) -> None:
+    settings = {
+        "STRAVA_CLIENT_ID": "1",
+        "STRAVA_CLIENT_SECRET": "s",
+        "DIRECTUS_URL": "http://127.0.0.1:9",
+        "DIRECTUS_TOKEN": "t",
+        "SERVICE_SECRET_KEY": SECRET_KEY,
+        "SERVICE_DATA_DIR": str(tmp_path),
+        "SERVICE_PORT": str(free_port()),
+    }
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STRAVA_", "DIRECTUS_", "SERVICE_"))
+    }
+    with (tmp_path / "serve.log").open("wb") as log:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "directus_strava", "serve"],
+            env={**clean, **settings},
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            (worker,) = _eventually(lambda: _children(serve.pid), 30)
+            serve.send_signal(stop)
+            serve.wait(60)
+        finally:
+            serve.kill()
+    # Stopped or killed, `serve` leaves no worker running on its own.
+    _eventually(lambda: not _alive(worker), 60)
+    if stop == signal.SIGTERM:
+        assert serve.returncode == 0

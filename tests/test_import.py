@@ -261,3 +261,46 @@ def test_a_mapping_function_of_the_users_own_fills_their_collection(
     assert len(trip["country"]) == 2
     assert trip["track"]
     service.close()
+
+
+def test_import_photos_brings_the_photo_links(
+    sim: RunningSimulator, directus_sqlite: Any, tmp_path: Path
+) -> None:
+    collection = "acts_photos"
+    admin = DirectusClient(directus_sqlite.url, directus_sqlite.admin_token)
+    report = setup(admin, collection, service_user=True)
+    sim.control.reset()
+    sim.control.seed(7, activities=12)
+    settings = settings_for(
+        sim,
+        directus_sqlite.url,
+        report.service_token,
+        tmp_path,
+        directus_collection=collection,
+        import_photos=True,
+    )
+    service = Service.build(settings, clock=SharedClock(sim, START))
+    athlete = connect(service).athlete_id
+    pictured = pick(sim, lambda a: "photos" in a["tags"])
+    plain = pick(sim, lambda a: not a["tags"] and not a["manual"])
+    for activity in (pictured, plain):
+        service.queue.put("import", athlete_id=athlete, object_id=activity["id"],
+                          priority=INTERACTIVE)  # fmt: skip
+    service.worker.drain()
+    service.close()
+
+    fields = {"fields": "id,photos,photo_count"}
+    with_photos = admin.request("GET", f"/items/{collection}/{pictured['id']}",
+                                params=fields)  # fmt: skip
+    without = admin.request("GET", f"/items/{collection}/{plain['id']}", params=fields)
+    assert with_photos["photo_count"] == 2
+    assert [photo["caption"] for photo in with_photos["photos"]] == [
+        "View from the top",
+        "",
+    ]
+    assert all("2048" in photo["urls"] for photo in with_photos["photos"])
+    assert without["photo_count"] == 0
+    assert without["photos"] is None
+    # The photo list is asked for only where Strava counts photos.
+    reads = sim.control.counters()["requests"]
+    assert reads["GET /api/v3/activities/{id:int}/photos"] == 1

@@ -325,6 +325,19 @@ def test_laps_cover_the_streams(http, sim) -> None:
     assert http.get(f"/activities/{run['id']}/photos", headers=bearer(sim)).json() == []
 
 
+def test_photos_are_shaped_like_the_recording(http, sim) -> None:
+    pictured = next(a for a in sim.control.activities() if "photos" in a["tags"])
+    path = f"/activities/{pictured['id']}/photos"
+    photos = http.get(path, params={"size": 5000}, headers=bearer(sim)).json()
+    recorded = fixture("16181809559.photos.json")
+    assert len(photos) == 2
+    assert [set(photo) for photo in photos] == [set(recorded[0])] * 2
+    assert all(list(photo["urls"]) == ["5000"] for photo in photos)
+    detail = http.get(f"/activities/{pictured['id']}", headers=bearer(sim)).json()
+    assert detail["total_photo_count"] == 2
+    assert detail["photos"]["count"] == 2
+
+
 # Rate limits -------------------------------------------------------------------------
 
 

@@ -10,7 +10,6 @@ artifacts/screenshots/.
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from directus_strava.schema import setup as setup_schema
 from directus_strava.service import Service
 from directus_strava.web import create_app
 from local_directus import Instance
+from served import free_port
 from strava_simulator import RunningSimulator, SimulatorConfig
 from strava_simulator import running as simulator_running
 
@@ -59,12 +59,6 @@ class Site:
     strava: RunningSimulator
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _wait_until(check: Callable[[], Any], timeout: float = 30) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -84,7 +78,7 @@ def site(
     admin.close()
     config = SimulatorConfig(seed=11, activities=6)
     with simulator_running(config) as strava:
-        port = _free_port()
+        port = free_port()
         settings = settings_module.load(
             strava_client_id=strava.client_id,
             strava_client_secret=strava.client_secret,

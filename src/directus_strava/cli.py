@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import logging
+import os
 import pathlib
 import signal
 import subprocess
@@ -244,8 +245,9 @@ def sync(athlete: int | None) -> None:
     show_default=True,
     help="Also enqueue polling, reconciliation and subscription checks.",
 )
+@click.option("--exit-with", type=int, hidden=True, help="Stop when this pid ends.")
 @_reported
-def work(scheduler: bool) -> None:
+def work(scheduler: bool, exit_with: int | None) -> None:
     """Run the worker (and scheduler) alone until interrupted or terminated."""
     service = _service()
     stop = threading.Event()
@@ -253,7 +255,13 @@ def work(scheduler: bool) -> None:
     threads = service.start_background(stop, scheduler=scheduler)
     try:
         while not stop.wait(1.0):
-            pass
+            # `serve` starts us with its pid: once it is gone, even killed,
+            # we are re-parented, and a worker nobody will stop must not stay.
+            if exit_with and os.getppid() != exit_with:
+                logging.getLogger("directus_strava.serve").warning(
+                    "event=worker_orphaned parent=%s", exit_with
+                )
+                stop.set()
     except KeyboardInterrupt:
         stop.set()
     for thread in threads:
@@ -378,6 +386,10 @@ def serve(worker: str) -> None:
         worker,
     )
     child = WorkerProcess() if worker == "process" else None
+    # uvicorn stops gracefully on SIGTERM, then raises it again; exiting
+    # through Python then, not the default handler, lets `finally` stop the
+    # worker process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(
             create_app(service, background=child is None),
@@ -411,7 +423,8 @@ class WorkerProcess:
             self._process.kill()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "directus_strava", "work"])
+        command = ["work", "--exit-with", str(os.getpid())]
+        return subprocess.Popen([sys.executable, "-m", "directus_strava", *command])
 
     def _watch(self) -> None:
         while not self._stop.wait(2.0):

@@ -64,6 +64,10 @@ def default_mapping(
     }
     item.update({name: _float(activity.get(name)) for name in FLOATS})
     item.update({name: _int(activity.get(name)) for name in INTEGERS})
+    # Strava's photo_count counts Instagram photos only; this counts them all.
+    item["photo_count"] = _int(
+        activity.get("total_photo_count", activity.get("photo_count"))
+    )
     item.update({name: _bool(activity.get(name)) for name in BOOLEANS})
     item.update({name: clean_text(activity.get(name)) for name in TEXTS})
     item.update({name: clean_text(activity.get(name), 255) for name in STRINGS})

@@ -199,10 +199,11 @@ async def activity_laps(request: Request, token: AccessToken) -> Response:
 
 @endpoint
 async def activity_photos(request: Request, token: AccessToken) -> Response:
-    """GET /activities/{id}/photos: generated activities have none."""
+    """GET /activities/{id}/photos: links in the requested size."""
     sim: Simulator = request.app.state.sim
-    visible(sim, token, request.path_params["id"])
-    return JSONResponse([])
+    spec = visible(sim, token, request.path_params["id"])
+    size = request.query_params.get("size", "")
+    return JSONResponse(generator.photos(spec, int(size) if size.isdigit() else 100))
 
 
 def routes(prefix: str) -> list[Route]:

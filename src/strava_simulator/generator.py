@@ -117,6 +117,7 @@ class ActivitySpec:
     description: str = ""
     private_note: str = ""
     commute: bool = False
+    photos: int = 0
     tags: list[str] = field(default_factory=list)
     recorded: dict[str, Any] | None = None
 
@@ -277,11 +278,56 @@ def _make_special(mine: list[ActivitySpec], first: bool, options: SeedOptions) -
         newest[3].description = "Line one\nLine <two> & three\n\u0001end 🎉"
         newest[3].private_note = 'Note with <b>markup</b> & "quotes"'
         newest[3].tags.append("weird_name")
+    if len(newest) > 5:
+        newest[5].photos = 2
+        newest[5].tags.append("photos")
     if first and options.day_long and len(newest) > 4:
         newest[4].sport = "Ride"
         newest[4].elapsed = DAY - 1
         newest[4].name = "24 hours in the saddle"
         newest[4].tags.append("day_long")
+
+
+def photos(spec: ActivitySpec, size: int) -> list[dict[str, Any]]:
+    """GET /activities/{id}/photos: what the Strava app uploaded, in `size`."""
+    start = iso(spec.start)
+    return [
+        {
+            "unique_id": f"{spec.id:X}-{number:04X}",
+            "athlete_id": spec.athlete_id,
+            "activity_id": spec.id,
+            "activity_name": spec.name,
+            "post_id": None,
+            "resource_state": 2,
+            "caption": "View from the top" if number == 0 else "",
+            "type": 1,
+            "source": 1,
+            "status": 3,
+            "uploaded_at": start,
+            "created_at": start,
+            "created_at_local": start,
+            "urls": {str(size): _photo_url(spec, number, size)},
+            "placeholder_image": None,
+            "sizes": {str(size): [size * 3 // 4, size]},
+            "default_photo": number == 0,
+            "cursor": None,
+            "location": [spec.town.lat, spec.town.lng],
+        }
+        for number in range(spec.photos)
+    ]
+
+
+def _primary(photo: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "unique_id": photo["unique_id"],
+        "urls": photo["urls"],
+        "source": photo["source"],
+        "media_type": 1,
+    }
+
+
+def _photo_url(spec: ActivitySpec, number: int, size: int) -> str:
+    return f"https://photos.example.invalid/{spec.id}-{number}-{size}.jpg"
 
 
 def _make_manual(spec: ActivitySpec) -> None:
@@ -451,7 +497,7 @@ def _upload(spec: ActivitySpec, upload: bool) -> dict[str, Any]:
         "external_id": f"garmin_ping_{spec.id * 3}" if upload else None,
         "from_accepted_tag": False,
         "pr_count": 0,
-        "total_photo_count": 0,
+        "total_photo_count": spec.photos,
         "has_kudoed": False,
     }
 
@@ -477,7 +523,12 @@ def detail(spec: ActivitySpec, athlete: Athlete, owner_private: bool) -> dict[st
         body["splits_standard"] = splits(spec, plan, 1609.34)
     body["laps"] = laps(spec, plan) if plan is not None else []
     body["gear"] = _gear_of(athlete, spec.gear_id)
-    body["photos"] = {"primary": None, "count": 0}
+    listed = photos(spec, 600)
+    body["photos"] = {
+        "primary": _primary(listed[0]) if listed else None,
+        "use_primary_photo": bool(listed),
+        "count": len(listed),
+    }
     body["stats_visibility"] = [{"type": "heart_rate", "visibility": "everyone"}]
     body["hide_from_home"] = False
     body["device_name"] = (
