@@ -115,7 +115,7 @@ class _Gazetteer:
 
     Parsed whole, the JSON list takes about 110 MB as Python objects, and the
     allocator keeps most of it after they are freed. Read one place at a time
-    into these columns, it takes about 20 MB.
+    into these columns, it takes about 25 MB.
     """
 
     tree: Any

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from directus_strava.errors import ConfigError
 
+# SQLite's largest integer: ids from outside past it would overflow a query.
+MAX_INTEGER = 2**63 - 1
+
 MIGRATIONS: list[str] = [
     # 1: athletes and their tokens, the job queue, the import ledger, settings.
     """

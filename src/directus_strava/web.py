@@ -46,6 +46,7 @@ from directus_strava.errors import (
 from directus_strava.importer import import_state
 from directus_strava.jobs import INTERACTIVE, SYNC
 from directus_strava.service import Service
+from directus_strava.store import MAX_INTEGER
 from directus_strava.worker import COSTS
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,6 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 PER_PAGE = 30
 HEALTH_CACHE_SECONDS = 5.0
-# Form numbers longer than this are refused (SQLite integers stop at 2**63).
-MAX_DIGITS = 18
 
 
 @dataclass
@@ -594,11 +593,12 @@ def _count(text: str) -> int:
     """A positive id or count from a form, or 0 for anything else.
 
     ASCII digits only ("²" is a digit to str.isdigit but not to int), and
-    below SQLite's integer limit so a query never overflows.
+    within SQLite's integers so a query never overflows.
     """
-    if not (text.isascii() and text.isdigit()) or len(text) > MAX_DIGITS:
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_INTEGER)):
         return 0
-    return int(text)
+    number = int(text)
+    return number if number <= MAX_INTEGER else 0
 
 
 def _activity(row: Any, queued: set[int]) -> dict[str, Any]:

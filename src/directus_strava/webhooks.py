@@ -27,7 +27,7 @@ from directus_strava.clock import Clock
 from directus_strava.errors import WebhookRejected
 from directus_strava.jobs import INTERACTIVE, LIVE, Queue
 from directus_strava.settings import Settings
-from directus_strava.store import Store
+from directus_strava.store import MAX_INTEGER, Store
 
 if TYPE_CHECKING:
     from directus_strava.service import Service
@@ -43,8 +43,6 @@ LAST_EVENT_EVERY = 30.0
 # An import waits this long after the last event for its activity, so a burst
 # of edits (or Strava's retries) ends in one import.
 SETTLE_SECONDS = 2.0
-# Ids are stored in SQLite, whose integers stop below 2**63.
-ID_LIMIT = 2**63
 
 
 def _derive(secret_key: str, label: str) -> str:
@@ -79,9 +77,9 @@ class Event(BaseModel):
 
     object_type: Literal["activity", "athlete"]
     aspect_type: Literal["create", "update", "delete"]
-    object_id: StrictInt = Field(gt=0, lt=ID_LIMIT)
-    owner_id: StrictInt = Field(gt=0, lt=ID_LIMIT)
-    subscription_id: StrictInt = Field(gt=0, lt=ID_LIMIT)
+    object_id: StrictInt = Field(gt=0, le=MAX_INTEGER)
+    owner_id: StrictInt = Field(gt=0, le=MAX_INTEGER)
+    subscription_id: StrictInt = Field(gt=0, le=MAX_INTEGER)
     event_time: StrictInt = 0
     updates: dict[str, Any] = Field(default_factory=dict)
 
