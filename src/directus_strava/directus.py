@@ -15,6 +15,10 @@ from directus_strava.errors import DirectusError, DirectusUnavailable
 log = logging.getLogger(__name__)
 
 
+# Requests that change nothing, so a connection lost under them may be retried.
+READS = frozenset({"GET", "HEAD", "SEARCH"})
+
+
 class DirectusClient:
     """A Directus instance, as one token (or one browser session) sees it."""
 
@@ -34,7 +38,7 @@ class DirectusClient:
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; returns the `data` member (None for 204)."""
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._send(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise DirectusUnavailable(
                 f"Directus at {self.url} could not be reached ({type(exc).__name__})"
@@ -44,6 +48,17 @@ class DirectusClient:
         if response.status_code == 204 or not response.content:
             return None
         return response.json().get("data")
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            # Directus resets a kept-alive connection after refusing an upload
+            # it had not read to the end, and Node closes idle ones after 5 s;
+            # a read is safe to send again, on a new connection.
+            if method not in READS:
+                raise
+        return self._http.request(method, path, **kwargs)
 
     def health(self) -> bool:
         """True when Directus answers /server/health with ok."""
@@ -135,8 +150,10 @@ class DirectusClient:
                 "POST", "/files", data={"id": file_id, **fields}, files=files
             )
         except DirectusError as exc:
-            taken = exc.status == 400 and self._file_exists(file_id)
-            if not taken:
+            # Directus refuses an id it has with a 400 or, when it does so
+            # while the file is still on its way, by closing the connection.
+            refused = exc.status == 400 or exc.status is None
+            if not (refused and self._file_exists(file_id)):
                 raise
         return self.request("PATCH", f"/files/{file_id}", data=fields, files=files)
 
