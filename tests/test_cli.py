@@ -44,6 +44,24 @@ def test_help_lists_the_commands() -> None:
         assert f"  {command}" in result.output
 
 
+def _unreachable_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """This process's environment with valid settings that point nowhere."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STRAVA_", "DIRECTUS_", "SERVICE_"))
+    }
+    base = {
+        "STRAVA_CLIENT_ID": "1",
+        "STRAVA_CLIENT_SECRET": "s",
+        "DIRECTUS_URL": "http://127.0.0.1:9",
+        "DIRECTUS_TOKEN": "t",
+        "SERVICE_SECRET_KEY": SECRET_KEY,
+        "SERVICE_DATA_DIR": str(tmp_path),
+    }
+    return clean | base | settings
+
+
 @pytest.mark.parametrize(
     ("env", "sentence"),
     [
@@ -57,25 +75,12 @@ def test_help_lists_the_commands() -> None:
 def test_a_bad_setting_is_one_plain_sentence(
     env: dict[str, str], sentence: str, tmp_path: Path
 ) -> None:
-    base = {
-        "STRAVA_CLIENT_ID": "1",
-        "STRAVA_CLIENT_SECRET": "s",
-        "DIRECTUS_URL": "http://127.0.0.1:9",
-        "DIRECTUS_TOKEN": "t",
-        "SERVICE_SECRET_KEY": SECRET_KEY,
-        "SERVICE_DATA_DIR": str(tmp_path),
-    }
+    settings = _unreachable_env(tmp_path, **env)
     if not env:
-        base.pop("STRAVA_CLIENT_ID")
-    base.update(env)
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("STRAVA_", "DIRECTUS_", "SERVICE_"))
-    }
+        settings.pop("STRAVA_CLIENT_ID")
     result = subprocess.run(
         [sys.executable, "-m", "directus_strava", "status"],
-        env={**clean, **base},
+        env=settings,
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -202,24 +207,11 @@ def _eventually(check: Any, timeout: float) -> Any:
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
 def test_serve_takes_its_worker_process_along(stop: int, tmp_path: Path) -> None:
-    settings = {
-        "STRAVA_CLIENT_ID": "1",
-        "STRAVA_CLIENT_SECRET": "s",
-        "DIRECTUS_URL": "http://127.0.0.1:9",
-        "DIRECTUS_TOKEN": "t",
-        "SERVICE_SECRET_KEY": SECRET_KEY,
-        "SERVICE_DATA_DIR": str(tmp_path),
-        "SERVICE_PORT": str(free_port()),
-    }
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("STRAVA_", "DIRECTUS_", "SERVICE_"))
-    }
+    settings = _unreachable_env(tmp_path, SERVICE_PORT=str(free_port()))
     with (tmp_path / "serve.log").open("wb") as log:
         serve = subprocess.Popen(
             [sys.executable, "-m", "directus_strava", "serve"],
-            env={**clean, **settings},
+            env=settings,
             cwd=tmp_path,
             stdout=log,
             stderr=subprocess.STDOUT,
